@@ -1,0 +1,210 @@
+//! The HMAC key: from `WASMWARD_AUDIT_KEY` (hex), else from `<db>.key`,
+//! created on first run with 32 random bytes at mode 0600.
+//!
+//! A key file that group or others can read is refused rather than fixed
+//! silently: someone may already have copied it.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::Path;
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use super::error::{io_err, AuditError, Result};
+use super::store::key_path;
+
+/// Environment variable holding the key as hex (at least 16 bytes).
+pub const KEY_ENV: &str = "WASMWARD_AUDIT_KEY";
+
+const MIN_KEY_BYTES: usize = 16;
+
+#[derive(Clone)]
+pub struct AuditKey(Vec<u8>);
+
+impl std::fmt::Debug for AuditKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuditKey(..)")
+    }
+}
+
+impl AuditKey {
+    pub fn from_bytes(bytes: &[u8]) -> Result<AuditKey> {
+        if bytes.len() < MIN_KEY_BYTES {
+            return Err(AuditError::Key(format!(
+                "key is {} bytes; use at least {MIN_KEY_BYTES} (32 recommended)",
+                bytes.len()
+            )));
+        }
+        Ok(AuditKey(bytes.to_vec()))
+    }
+
+    pub fn from_hex(text: &str) -> Result<AuditKey> {
+        let bytes = hex::decode(text.trim())
+            .map_err(|e| AuditError::Key(format!("key is not valid hex: {e}")))?;
+        AuditKey::from_bytes(&bytes)
+    }
+
+    /// For `verify`/`prune`: the env key, else the existing key file.
+    pub fn load(db: &Path) -> Result<AuditKey> {
+        resolve(std::env::var(KEY_ENV).ok().as_deref(), db, false)
+    }
+
+    /// For the writer: like [`AuditKey::load`], creating the key file if missing.
+    pub fn load_or_create(db: &Path) -> Result<AuditKey> {
+        resolve(std::env::var(KEY_ENV).ok().as_deref(), db, true)
+    }
+
+    /// hex(HMAC-SHA256(key, parts...)).
+    pub(super) fn mac_hex(&self, parts: &[&[u8]]) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("hmac takes any key size");
+        for p in parts {
+            mac.update(p);
+        }
+        hex::encode(mac.finalize().into_bytes())
+    }
+}
+
+pub(super) fn resolve(env: Option<&str>, db: &Path, create: bool) -> Result<AuditKey> {
+    if let Some(text) = env.filter(|t| !t.trim().is_empty()) {
+        return AuditKey::from_hex(text).map_err(|e| AuditError::Key(format!("{KEY_ENV}: {e}")));
+    }
+    let path = key_path(db);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            check_mode(&path)?;
+            AuditKey::from_hex(&text)
+                .map_err(|e| AuditError::Key(format!("{}: {e}", path.display())))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => create_key(&path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(AuditError::Key(format!(
+            "no key: {KEY_ENV} is unset and {} does not exist",
+            path.display()
+        ))),
+        Err(e) => Err(io_err(&path)(e)),
+    }
+}
+
+fn create_key(path: &Path) -> Result<AuditKey> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    }
+    let bytes: [u8; 32] = rand::random();
+    let mut opts = OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    match opts.open(path) {
+        Ok(mut f) => {
+            f.write_all(format!("{}\n", hex::encode(bytes)).as_bytes())
+                .and_then(|_| f.sync_all())
+                .map_err(io_err(path))?;
+            Ok(AuditKey(bytes.to_vec()))
+        }
+        // Another process created it first: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            resolve(None, &db_of(path), false)
+        }
+        Err(e) => Err(io_err(path)(e)),
+    }
+}
+
+fn db_of(key_file: &Path) -> std::path::PathBuf {
+    key_file.with_extension("")
+}
+
+#[cfg(unix)]
+fn check_mode(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(io_err(path))?
+        .permissions()
+        .mode()
+        & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(AuditError::KeyPermissions {
+            path: path.to_path_buf(),
+            mode,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_mode(_path: &Path) -> Result<()> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn created_0600_then_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("sub/audit.db");
+        assert!(resolve(None, &db, false).is_err(), "load must not create");
+        let k1 = resolve(None, &db, true).unwrap();
+        let k2 = resolve(None, &db, false).unwrap();
+        assert_eq!(k1.0, k2.0);
+        assert_eq!(k1.0.len(), 32);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(key_path(&db))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn group_readable_key_refused_with_chmod_hint() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("audit.db");
+        resolve(None, &db, true).unwrap();
+        let kp = key_path(&db);
+        for mode in [0o644, 0o640, 0o604] {
+            std::fs::set_permissions(&kp, std::fs::Permissions::from_mode(mode)).unwrap();
+            let msg = resolve(None, &db, true).unwrap_err().to_string();
+            assert!(
+                msg.contains(&format!("chmod 600 {}", kp.display())),
+                "{msg}"
+            );
+        }
+    }
+
+    #[test]
+    fn env_key_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("audit.db");
+        let good = "00112233445566778899aabbccddeeff";
+        let cases: [(&str, Result<(), &str>); 4] = [
+            (good, Ok(())),
+            ("zz", Err("not valid hex")),
+            ("0011", Err("at least 16")),
+            ("  ", Err("does not exist")), // blank env falls back to the file
+        ];
+        for (env, want) in cases {
+            match (resolve(Some(env), &db, false), want) {
+                (Ok(k), Ok(())) => assert_eq!(hex::encode(&k.0), good),
+                (Err(e), Err(w)) => assert!(e.to_string().contains(w), "{env}: {e}"),
+                (got, want) => panic!("{env}: got {got:?}, want {want:?}"),
+            }
+        }
+        assert!(!key_path(&db).exists(), "env key must not create a file");
+    }
+
+    #[test]
+    fn mac_depends_on_key_and_input() {
+        let a = AuditKey::from_bytes(&[1; 32]).unwrap();
+        let b = AuditKey::from_bytes(&[2; 32]).unwrap();
+        assert_eq!(a.mac_hex(&[b"x", b"y"]), a.mac_hex(&[b"xy"]));
+        assert_ne!(a.mac_hex(&[b"x"]), b.mac_hex(&[b"x"]));
+        assert_eq!(a.mac_hex(&[b"x"]).len(), 64);
+    }
+}

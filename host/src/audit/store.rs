@@ -1,0 +1,337 @@
+//! SQLite layout, chain append, head checkpoint and prune anchor.
+//!
+//! Row `n` stores `hash = hex(HMAC(key, prev_hash || body))` where `body` is
+//! the canonical JSON of the event including `seq` and `ts_ms`, and
+//! `prev_hash` is row `n-1`'s hash (or the prune anchor's, or [`GENESIS`]).
+//!
+//! Durability: WAL with `synchronous=FULL` under `durability = "commit"` (a
+//! commit is fsynced before `record` resolves; group commit amortises the
+//! fsync over the batch) and `synchronous=NORMAL` under `"async"`.
+//!
+//! The head checkpoint `<db>.head` (`{"seq","hash","mac"}`) is rewritten
+//! atomically after every commit. It may lag the database by one batch after
+//! a crash (accepted), but never lead it unless rows were removed from the
+//! end, which is how a truncated tail is detected.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use serde_json::{json, Value};
+
+use super::config::Durability;
+use super::error::{io_err, AuditError, Result};
+use super::event::{AuditEvent, StoredEvent};
+use super::key::AuditKey;
+use super::redact::Redactor;
+
+/// `prev_hash` of the first row of a chain that was never pruned.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS events(
+    seq INTEGER PRIMARY KEY,
+    ts_ms INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    call_id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_ts ON events(ts_ms);
+CREATE INDEX IF NOT EXISTS events_call ON events(call_id);
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+";
+
+fn sidecar(db: &Path, suffix: &str) -> PathBuf {
+    let mut s = OsString::from(db.as_os_str());
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// `<db>.key`
+pub fn key_path(db: &Path) -> PathBuf {
+    sidecar(db, ".key")
+}
+
+/// `<db>.head`
+pub fn head_path(db: &Path) -> PathBuf {
+    sidecar(db, ".head")
+}
+
+/// A position in the chain: the last seq and its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct ChainPos {
+    pub seq: u64,
+    pub hash: String,
+}
+
+impl ChainPos {
+    pub fn genesis() -> ChainPos {
+        ChainPos {
+            seq: 0,
+            hash: GENESIS.into(),
+        }
+    }
+}
+
+/// A signed `(seq, hash)` from the head file or the anchor row.
+pub(super) enum Signed {
+    Missing,
+    /// Not parseable (for the head: possibly torn by a power loss).
+    Unreadable(String),
+    /// Parseable but the signature does not match.
+    Invalid(String),
+    Valid(ChainPos),
+}
+
+fn pos_mac(key: &AuditKey, domain: &str, pos: &ChainPos) -> String {
+    key.mac_hex(&[
+        domain.as_bytes(),
+        b"\0",
+        pos.seq.to_string().as_bytes(),
+        b"\0",
+        pos.hash.as_bytes(),
+    ])
+}
+
+fn signed_json(key: &AuditKey, domain: &str, pos: &ChainPos) -> String {
+    json!({"seq": pos.seq, "hash": pos.hash, "mac": pos_mac(key, domain, pos)}).to_string()
+}
+
+fn parse_signed(key: &AuditKey, domain: &str, text: &str) -> Signed {
+    let v: Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => return Signed::Unreadable(format!("not valid JSON: {e}")),
+    };
+    let (Some(seq), Some(hash), Some(mac)) =
+        (v["seq"].as_u64(), v["hash"].as_str(), v["mac"].as_str())
+    else {
+        return Signed::Unreadable("missing seq, hash or mac".into());
+    };
+    let pos = ChainPos {
+        seq,
+        hash: hash.into(),
+    };
+    if pos_mac(key, domain, &pos) != mac {
+        return Signed::Invalid("signature does not match (edited, or a different key)".into());
+    }
+    Signed::Valid(pos)
+}
+
+pub(super) fn read_head(db: &Path, key: &AuditKey) -> Result<Signed> {
+    let path = head_path(db);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(parse_signed(key, "head", &text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Signed::Missing),
+        Err(e) => Err(io_err(path)(e)),
+    }
+}
+
+/// Writes `<db>.head` via a temp file + rename. Not fsynced (that would
+/// double the cost of a commit): after a power loss the checkpoint can only
+/// be stale (accepted) or unreadable (treated as missing at open).
+pub(super) fn write_head(db: &Path, key: &AuditKey, pos: &ChainPos) -> Result<()> {
+    let path = head_path(db);
+    let tmp = sidecar(db, &format!(".head.tmp.{}", std::process::id()));
+    let mut f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
+    f.write_all(signed_json(key, "head", pos).as_bytes())
+        .map_err(io_err(&tmp))?;
+    std::fs::rename(&tmp, &path).map_err(io_err(&path))
+}
+
+pub(super) fn read_anchor(conn: &Connection, key: &AuditKey) -> Result<Signed> {
+    let text: Option<String> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'anchor'", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    Ok(text.map_or(Signed::Missing, |t| parse_signed(key, "anchor", &t)))
+}
+
+pub(super) fn write_anchor(conn: &Connection, key: &AuditKey, pos: &ChainPos) -> Result<()> {
+    conn.execute(
+        "INSERT INTO meta(key, value) VALUES ('anchor', ?1)
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        [signed_json(key, "anchor", pos)],
+    )?;
+    Ok(())
+}
+
+pub(super) fn last_row(conn: &Connection) -> Result<Option<ChainPos>> {
+    Ok(conn
+        .query_row(
+            "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| {
+                Ok(ChainPos {
+                    seq: r.get::<_, i64>(0)? as u64,
+                    hash: r.get(1)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
+/// Opens an existing database for reading tools (verify, prune, tail).
+pub(super) fn open_existing(db: &Path) -> Result<Connection> {
+    if !db.exists() {
+        return Err(AuditError::Io {
+            path: db.to_path_buf(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no audit database here"),
+        });
+    }
+    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(conn)
+}
+
+/// Where the next row chains on: the last row, else the anchor, else
+/// genesis, but never below `floor`.
+fn tail(conn: &Connection, key: &AuditKey, floor: &ChainPos) -> Result<ChainPos> {
+    let pos = match last_row(conn)? {
+        Some(p) => p,
+        None => match read_anchor(conn, key)? {
+            Signed::Valid(p) => p,
+            _ => ChainPos::genesis(),
+        },
+    };
+    Ok(if floor.seq > pos.seq {
+        floor.clone()
+    } else {
+        pos
+    })
+}
+
+/// An event waiting for its seq.
+pub(super) struct Pending {
+    pub ts_ms: u64,
+    pub call_id: String,
+    pub event: AuditEvent,
+}
+
+/// A row as appended, for tracing.
+pub(super) struct Appended {
+    pub seq: u64,
+    pub kind: String,
+    pub body: String,
+}
+
+/// The writer's connection.
+pub(super) struct Store {
+    conn: Connection,
+    key: AuditKey,
+    path: PathBuf,
+    /// Never append below this: the head checkpoint seen at open. If the
+    /// tail was cut, new rows continue after the checkpoint, so the gap
+    /// stays visible to `verify` instead of being papered over.
+    floor: ChainPos,
+}
+
+impl Store {
+    pub fn open(path: &Path, key: AuditKey, durability: Durability) -> Result<Store> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        }
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(AuditError::Config(format!(
+                "{}: cannot use WAL (got {mode})",
+                path.display()
+            )));
+        }
+        let sync = match durability {
+            Durability::Commit => "FULL",
+            Durability::Async => "NORMAL",
+        };
+        conn.pragma_update(None, "synchronous", sync)?;
+        conn.execute_batch(SCHEMA)?;
+
+        let tail = tail(&conn, &key, &ChainPos::genesis())?;
+        let floor = match read_head(path, &key)? {
+            Signed::Valid(head) => {
+                if head.seq > tail.seq {
+                    tracing::error!(
+                        target: "wasmward::audit",
+                        head = head.seq, last = tail.seq,
+                        "audit log tail truncated: rows {}..={} are missing; new rows continue after the checkpoint",
+                        tail.seq + 1, head.seq
+                    );
+                }
+                head
+            }
+            Signed::Invalid(reason) => {
+                return Err(AuditError::Checkpoint {
+                    path: head_path(path),
+                    reason: format!(
+                        "{reason}; run `wasmward audit verify`, and move the file aside only if you accept the database as it is"
+                    ),
+                })
+            }
+            Signed::Missing | Signed::Unreadable(_) => {
+                if tail.seq > 0 {
+                    tracing::warn!(target: "wasmward::audit", path = %head_path(path).display(),
+                        "audit head checkpoint missing or unreadable; a truncated tail before now cannot be detected");
+                }
+                ChainPos::genesis()
+            }
+        };
+        Ok(Store {
+            conn,
+            key,
+            path: path.to_path_buf(),
+            floor,
+        })
+    }
+
+    /// Appends `items` in one transaction (redacting every string first),
+    /// then rewrites the head checkpoint. The tail is re-read inside the
+    /// transaction, so a second writer on the same file cannot fork the chain.
+    pub fn append(&mut self, items: Vec<Pending>, redactor: &Redactor) -> Result<Vec<Appended>> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut pos = tail(&tx, &self.key, &self.floor)?;
+        let mut out = Vec::with_capacity(items.len());
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO events(seq, ts_ms, kind, call_id, body, prev_hash, hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for item in items {
+                let seq = pos.seq + 1;
+                let stored = StoredEvent {
+                    seq,
+                    ts_ms: item.ts_ms,
+                    call_id: item.call_id,
+                    event: item.event,
+                };
+                let mut v = serde_json::to_value(&stored)?;
+                redactor.redact_json(&mut v);
+                let call_id = v["call_id"].as_str().unwrap_or_default().to_string();
+                let kind = v["kind"].as_str().unwrap_or_default().to_string();
+                v.sort_all_objects();
+                let body = v.to_string();
+                let hash = self.key.mac_hex(&[pos.hash.as_bytes(), body.as_bytes()]);
+                insert.execute(params![
+                    seq as i64,
+                    stored.ts_ms as i64,
+                    kind,
+                    call_id,
+                    body,
+                    pos.hash,
+                    hash
+                ])?;
+                pos = ChainPos { seq, hash };
+                out.push(Appended { seq, kind, body });
+            }
+        }
+        tx.commit()?;
+        write_head(&self.path, &self.key, &pos)?;
+        Ok(out)
+    }
+}

@@ -1,0 +1,246 @@
+//! The batched writer: one thread owns the SQLite connection (rusqlite is
+//! blocking) and commits whatever is queued in one transaction (group
+//! commit), so concurrent calls share one fsync.
+//!
+//! ```no_run
+//! # async fn demo(cfg: wasmward::audit::AuditConfig) -> wasmward::audit::Result<()> {
+//! use wasmward::audit::{AuditEvent, AuditLog, GateEvent};
+//! let log = AuditLog::open(&cfg)?;
+//! let for_a_call = log.clone(); // cheap: an Arc inside
+//! for_a_call.record(vec![AuditEvent::Gate(GateEvent {
+//!     tool: "t".into(), caller: "c".into(), stage: "token".into(),
+//!     decision: "deny".into(), reason: "revoked".into(),
+//! })]).await?;
+//! log.shutdown().await // flushes everything queued
+//! # }
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::config::{AuditConfig, Durability};
+use super::error::{AuditError, Result};
+use super::event::AuditEvent;
+use super::key::AuditKey;
+use super::redact::Redactor;
+use super::store::{Appended, Pending, Store};
+
+/// Most events per transaction, and longest time spent gathering them.
+const MAX_BATCH_EVENTS: usize = 2048;
+const MAX_GATHER: Duration = Duration::from_millis(5);
+
+type Ack = oneshot::Sender<Result<(), String>>;
+
+enum Msg {
+    Events {
+        items: Vec<Pending>,
+        ack: Option<Ack>,
+    },
+    Shutdown,
+}
+
+struct Inner {
+    tx: mpsc::Sender<Msg>,
+    durability: Durability,
+    record_arguments: bool,
+    path: PathBuf,
+    done: watch::Receiver<bool>,
+}
+
+/// Handle to the audit log. Clones share one writer.
+#[derive(Clone)]
+pub struct AuditLog {
+    inner: Option<Arc<Inner>>,
+}
+
+/// A fresh random call id (32 hex chars).
+pub fn new_call_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl AuditLog {
+    /// Validates `cfg`, loads or creates the key, opens the database and
+    /// starts the writer thread.
+    pub fn open(cfg: &AuditConfig) -> Result<AuditLog> {
+        cfg.validate()?;
+        let key = AuditKey::load_or_create(&cfg.path)?;
+        AuditLog::open_with_key(cfg, key)
+    }
+
+    /// Like [`AuditLog::open`] with an explicit key (tests, embedding).
+    pub fn open_with_key(cfg: &AuditConfig, key: AuditKey) -> Result<AuditLog> {
+        cfg.validate()?;
+        let redactor = cfg.redactor()?;
+        let store = Store::open(&cfg.path, key, cfg.durability)?;
+        let (tx, rx) = mpsc::channel(cfg.queue_capacity);
+        let (done_tx, done) = watch::channel(false);
+        std::thread::Builder::new()
+            .name("wasmward-audit".into())
+            .spawn(move || {
+                // Set on every exit path, panics included, so shutdown never hangs.
+                struct Done(watch::Sender<bool>);
+                impl Drop for Done {
+                    fn drop(&mut self) {
+                        self.0.send_replace(true);
+                    }
+                }
+                let _done = Done(done_tx);
+                run(store, rx, redactor);
+            })
+            .map_err(|e| AuditError::Write(format!("cannot start writer thread: {e}")))?;
+        Ok(AuditLog {
+            inner: Some(Arc::new(Inner {
+                tx,
+                durability: cfg.durability,
+                record_arguments: cfg.record_arguments,
+                path: cfg.path.clone(),
+                done,
+            })),
+        })
+    }
+
+    /// A log that records nothing (for tools run without auditing, and tests).
+    pub fn disabled() -> AuditLog {
+        AuditLog { inner: None }
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        self.inner.is_some()
+    }
+
+    pub fn path(&self) -> Option<&Path> {
+        self.inner.as_deref().map(|i| i.path.as_path())
+    }
+
+    /// Records one call's events under a fresh call id; see [`AuditLog::record_with_id`].
+    pub async fn record(&self, events: Vec<AuditEvent>) -> Result<()> {
+        self.record_with_id(&new_call_id(), events).await
+    }
+
+    /// Records `events` (a call and its denials) under `call_id`, contiguously.
+    /// Waits while the queue is full. Under `durability = "commit"` resolves
+    /// once they are committed and the head checkpoint is written.
+    pub async fn record_with_id(&self, call_id: &str, events: Vec<AuditEvent>) -> Result<()> {
+        let Some(inner) = &self.inner else {
+            return Ok(());
+        };
+        if events.is_empty() {
+            return Ok(());
+        }
+        let ts_ms = now_ms();
+        let items = events
+            .into_iter()
+            .map(|mut event| {
+                if let AuditEvent::Call(c) = &mut event {
+                    if !inner.record_arguments {
+                        c.args = None;
+                    }
+                }
+                Pending {
+                    ts_ms,
+                    call_id: call_id.to_string(),
+                    event,
+                }
+            })
+            .collect();
+        let (ack, done) = match inner.durability {
+            Durability::Commit => {
+                let (a, d) = oneshot::channel();
+                (Some(a), Some(d))
+            }
+            Durability::Async => (None, None),
+        };
+        inner
+            .tx
+            .send(Msg::Events { items, ack })
+            .await
+            .map_err(|_| AuditError::Closed)?;
+        match done {
+            Some(done) => done
+                .await
+                .map_err(|_| AuditError::Closed)?
+                .map_err(AuditError::Write),
+            None => Ok(()),
+        }
+    }
+
+    /// Stops accepting events, commits everything already queued (from every
+    /// clone), closes the database and returns when that is done.
+    pub async fn shutdown(self) -> Result<()> {
+        let Some(inner) = self.inner else {
+            return Ok(());
+        };
+        // Fails only if the writer already stopped; then just wait for it.
+        let _ = inner.tx.send(Msg::Shutdown).await;
+        let mut done = inner.done.clone();
+        done.wait_for(|d| *d)
+            .await
+            .map_err(|_| AuditError::Closed)?;
+        Ok(())
+    }
+}
+
+fn run(mut store: Store, mut rx: mpsc::Receiver<Msg>, redactor: Redactor) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut items = Vec::new();
+        let mut acks = Vec::new();
+        take(first, &mut rx, &mut items, &mut acks);
+        let start = Instant::now();
+        while items.len() < MAX_BATCH_EVENTS && start.elapsed() < MAX_GATHER {
+            match rx.try_recv() {
+                Ok(msg) => take(msg, &mut rx, &mut items, &mut acks),
+                Err(_) => break,
+            }
+        }
+        if items.is_empty() {
+            continue;
+        }
+        let result = store.append(items, &redactor);
+        match &result {
+            Ok(rows) => rows.iter().for_each(trace_row),
+            Err(e) => {
+                tracing::error!(target: "wasmward::audit", error = %e, "audit batch not committed")
+            }
+        }
+        let result = result.map(|_| ()).map_err(|e| e.to_string());
+        for ack in acks {
+            let _ = ack.send(result.clone());
+        }
+    }
+    drop(store);
+}
+
+fn take(msg: Msg, rx: &mut mpsc::Receiver<Msg>, items: &mut Vec<Pending>, acks: &mut Vec<Ack>) {
+    match msg {
+        Msg::Events {
+            items: mut batch,
+            ack,
+        } => {
+            items.append(&mut batch);
+            acks.extend(ack);
+        }
+        // Closing keeps what is queued readable; later sends fail (Closed).
+        Msg::Shutdown => rx.close(),
+    }
+}
+
+/// Mirrors each committed (redacted) event to `tracing`.
+fn trace_row(row: &Appended) {
+    let (seq, body) = (row.seq, row.body.as_str());
+    match row.kind.as_str() {
+        "denial" => tracing::warn!(target: "wasmward::audit", seq, kind = "denial", event = body),
+        "gate" if body.contains("\"decision\":\"deny\"") => {
+            tracing::warn!(target: "wasmward::audit", seq, kind = "gate", event = body)
+        }
+        kind => tracing::info!(target: "wasmward::audit", seq, kind, event = body),
+    }
+}

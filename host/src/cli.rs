@@ -1,0 +1,223 @@
+//! The `wasmward` command line. Exit status: 0 success, 1 the call failed,
+//! 2 bad usage or config.
+
+use crate::config::Config;
+use crate::runtime::{CallRecord, Runtime};
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(name = "wasmward", version, about = "Run untrusted WebAssembly tools behind a real capability boundary")]
+pub struct Cli {
+    /// Log level filter (or set RUST_LOG).
+    #[arg(long, global = true, default_value = "warn")]
+    pub log_level: String,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value = "human")]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Call one function of a tool and print its JSON result.
+    Call {
+        #[arg(long, default_value = "wasmward.toml")]
+        config: PathBuf,
+        /// A tool name from the config, or a path to a .wasm component.
+        tool: String,
+        /// The function: `greet`, `analysis.word-stats` or `text.greet`.
+        function: String,
+        /// Named arguments as a JSON object.
+        #[arg(long, default_value = "{}")]
+        args: String,
+    },
+    /// Show what a component imports and exports, its schemas and producers.
+    Inspect {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate the config and load every tool, printing what each gets.
+    Check {
+        #[arg(long, default_value = "wasmward.toml")]
+        config: PathBuf,
+    },
+    /// Scaffold a new tool crate.
+    New {
+        name: String,
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: Lang,
+        /// Directory to create it in (default: ./NAME).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Lang {
+    Rust,
+}
+
+/// A failure with its exit status.
+pub struct Failure {
+    pub status: u8,
+    pub message: String,
+}
+
+fn usage(message: impl std::fmt::Display) -> Failure {
+    Failure { status: 2, message: message.to_string() }
+}
+
+pub fn init_logging(cli: &Cli) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log_level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+pub async fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Call { config, tool, function, args } => call(&config, &tool, &function, &args).await,
+        Command::Inspect { file, json } => inspect(&file, json),
+        Command::Check { config } => check(&config),
+        Command::New { name, lang, dir } => crate::scaffold::new_tool(&name, lang, dir.as_deref()).map_err(usage),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            if !f.message.is_empty() {
+                eprintln!("error: {}", f.message);
+            }
+            ExitCode::from(f.status)
+        }
+    }
+}
+
+fn print_json(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string()));
+}
+
+fn looks_like_path(tool: &str) -> bool {
+    tool.ends_with(".wasm") || tool.contains('/')
+}
+
+async fn call(config: &Path, tool: &str, function: &str, args: &str) -> Result<(), Failure> {
+    let args: Value = serde_json::from_str(args).map_err(|e| usage(format!("--args is not valid JSON: {e}; pass an object such as '{{\"name\": \"x\"}}'")))?;
+    let (rt, tool_name) = if looks_like_path(tool) {
+        let cfg = if config.exists() { Config::load(config).map_err(usage)? } else { Config::default() };
+        crate::host::runtime_for_file(Path::new(tool), &cfg).map_err(|e| usage(format!("{e:#}")))?
+    } else {
+        let cfg = Config::load(config).map_err(usage)?;
+        let rt = crate::host::runtime_for(&cfg).map_err(|e| usage(format!("{e:#}")))?;
+        if !cfg.tools.iter().any(|t| t.name == tool) {
+            let names: Vec<_> = cfg.tools.iter().map(|t| t.name.as_str()).collect();
+            return Err(usage(format!("no tool named `{tool}` in {}; tools: {}", config.display(), names.join(", "))));
+        }
+        let tools = crate::host::load_tools(&rt, &cfg).map_err(|e| usage(format!("{e:#}")))?;
+        rt.set_tools(tools);
+        (rt, tool.to_string())
+    };
+    let record = rt.call(&tool_name, function, &args).await;
+    report_call(&rt, record)
+}
+
+fn report_call(_rt: &Runtime, record: CallRecord) -> Result<(), Failure> {
+    for (name, text, cut) in [("stdout", &record.stdout, record.stdout_truncated), ("stderr", &record.stderr, record.stderr_truncated)] {
+        if !text.is_empty() {
+            eprintln!("--- guest {name}{} ---\n{}", if cut { " (truncated)" } else { "" }, text.trim_end());
+        }
+    }
+    match record.outcome {
+        Ok(v) => {
+            print_json(&v);
+            Ok(())
+        }
+        Err(e) => {
+            let status = match e {
+                crate::CallError::UnknownTool { .. } | crate::CallError::UnknownFunction { .. } => 2,
+                _ => 1,
+            };
+            let mut detail = serde_json::to_value(&e).unwrap_or(Value::Null);
+            if let Some(o) = detail.as_object_mut() {
+                o.insert("message".into(), Value::String(e.to_string()));
+            }
+            eprintln!("{}", json!({"error": detail}));
+            Err(Failure { status, message: e.to_string() })
+        }
+    }
+}
+
+fn inspect(file: &Path, as_json: bool) -> Result<(), Failure> {
+    let rt = crate::host::runtime_for(&Config::default()).map_err(|e| usage(format!("{e:#}")))?;
+    let plan = crate::sandbox::SandboxPlan { tool: "tool".into(), ..Default::default() };
+    let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("tool").to_ascii_lowercase();
+    let plan = crate::sandbox::SandboxPlan { tool: stem, ..plan };
+    let tool = rt.load_tool(plan, file, None).map_err(usage)?;
+    let l = &tool.loaded;
+    let report = json!({
+        "file": file.display().to_string(),
+        "sha256": l.digest,
+        "size_bytes": std::fs::metadata(file).map(|m| m.len()).unwrap_or(0),
+        "languages": l.metadata.languages(),
+        "producers": l.metadata.producers.iter().map(|(f, n, v)| json!({"field": f, "name": n, "version": v})).collect::<Vec<_>>(),
+        "core_modules": l.metadata.core_modules,
+        "min_memory_bytes": l.metadata.min_memory_bytes,
+        "imports": l.imports,
+        "functions": l.functions,
+        "skipped": l.skipped,
+        "compile_cache": l.cache,
+    });
+    if as_json {
+        print_json(&report);
+        return Ok(());
+    }
+    println!("{}\n  sha256  {}\n  size    {} bytes", file.display(), l.digest, report["size_bytes"]);
+    if !l.metadata.languages().is_empty() {
+        println!("  language {}", l.metadata.languages().join(", "));
+    }
+    println!("imports ({}):", l.imports.len());
+    for i in &l.imports {
+        println!("  {i}");
+    }
+    println!("functions ({}):", l.functions.len());
+    for f in &l.functions {
+        println!("  {}  {}", f.name, f.description.as_deref().unwrap_or("").lines().next().unwrap_or(""));
+        println!("    input  {}", f.input_schema);
+        println!("    output {}", f.output_schema);
+    }
+    if !l.skipped.is_empty() {
+        println!("skipped ({}):", l.skipped.len());
+        for s in &l.skipped {
+            println!("  {}: {}", s.export, s.reason);
+        }
+    }
+    Ok(())
+}
+
+fn check(config: &Path) -> Result<(), Failure> {
+    let cfg = Config::load(config).map_err(usage)?;
+    let rt = crate::host::runtime_for(&cfg).map_err(|e| usage(format!("{e:#}")))?;
+    let tools = crate::host::load_tools(&rt, &cfg).map_err(|e| usage(format!("{e:#}")))?;
+    println!("{}: {} tool(s) OK", config.display(), tools.len());
+    for t in &tools {
+        println!("tool {} ({}, sha256 {})", t.name, t.path.display(), t.loaded.digest);
+        println!("  limits  {}", serde_json::to_string(&t.plan.limits).unwrap_or_default());
+        for f in &t.loaded.functions {
+            println!("  {}", f.name);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,275 @@
+//! The operator's file, `wasmward.toml`: tools, their limits and policies,
+//! server, runtime and audit settings. Unknown keys are errors, and every
+//! error names the file, the line and the key, and says how to fix it.
+
+use crate::sandbox::Limits;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A config file error: where, and what to do.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {message}")]
+pub struct ConfigError {
+    pub file: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub runtime: RuntimeConfig,
+    #[serde(default)]
+    pub audit: Option<toml::Table>,
+    #[serde(default)]
+    pub defaults: Defaults,
+    #[serde(default, rename = "tool")]
+    pub tools: Vec<ToolConfig>,
+    /// Directory the relative paths in the file are resolved against.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+    #[serde(skip)]
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address for MCP at /mcp and the HTTP API.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig { listen: default_listen() }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Calls in flight at once; more wait.
+    #[serde(default = "default_concurrency")]
+    pub max_concurrent_calls: u32,
+    /// Compile cache directory (default: the user cache dir).
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig { max_concurrent_calls: default_concurrency(), cache_dir: None }
+    }
+}
+
+fn default_concurrency() -> u32 {
+    64
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    pub policy: Option<toml::Table>,
+}
+
+/// Limits as written; unset fields fall back to `[defaults.limits]`, then
+/// to the built-in defaults.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub timeout_ms: Option<u64>,
+    pub memory_mb: Option<u64>,
+    pub fuel: Option<u64>,
+    pub max_output_bytes: Option<u64>,
+    pub max_stdout_bytes: Option<u64>,
+}
+
+impl LimitsConfig {
+    /// `self` over `base` over the built-in defaults, validated. `at` names
+    /// the table for errors (`tool "files".limits`).
+    pub fn resolve(&self, base: &LimitsConfig, at: &str) -> Result<Limits, String> {
+        let d = Limits::default();
+        let pick = |a: Option<u64>, b: Option<u64>| a.or(b);
+        let timeout_ms = pick(self.timeout_ms, base.timeout_ms).unwrap_or(d.timeout.as_millis() as u64);
+        let memory_mb = pick(self.memory_mb, base.memory_mb).unwrap_or((d.memory_bytes >> 20) as u64);
+        let max_mb = (crate::runtime::engine::MAX_MEMORY_BYTES >> 20) as u64;
+        if timeout_ms == 0 || timeout_ms > 3_600_000 {
+            return Err(format!("{at}.timeout_ms = {timeout_ms} is out of range; use 1..=3600000"));
+        }
+        if memory_mb == 0 || memory_mb > max_mb {
+            return Err(format!("{at}.memory_mb = {memory_mb} is out of range; use 1..={max_mb}"));
+        }
+        let fuel = pick(self.fuel, base.fuel);
+        if fuel == Some(0) {
+            return Err(format!("{at}.fuel = 0 would stop every call; remove it for no fuel limit"));
+        }
+        Ok(Limits {
+            timeout: Duration::from_millis(timeout_ms),
+            memory_bytes: (memory_mb << 20) as usize,
+            fuel,
+            max_output_bytes: pick(self.max_output_bytes, base.max_output_bytes).map_or(d.max_output_bytes, |v| v as usize),
+            max_stdout_bytes: pick(self.max_stdout_bytes, base.max_stdout_bytes).map_or(d.max_stdout_bytes, |v| v as usize),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolConfig {
+    pub name: String,
+    pub path: PathBuf,
+    pub sha256: Option<String>,
+    /// Overrides the description taken from the component's WIT docs.
+    pub description: Option<String>,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    pub policy: Option<toml::Table>,
+}
+
+impl Config {
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            message: format!("cannot read the config file: {e}; pass --config FILE or create ./wasmward.toml (see `examples/wasmward.toml`)"),
+        })?;
+        let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+        Config::parse(&text, &file, &base)
+    }
+
+    /// Parses config text; `file` is only used in messages.
+    pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<Config, ConfigError> {
+        let err = |message: String| ConfigError { file: file.to_string(), message };
+        let mut cfg: Config = toml::from_str(text).map_err(|e| err(describe_toml_error(&e, text)))?;
+        cfg.base_dir = base_dir.to_path_buf();
+        cfg.source = file.to_string();
+        cfg.validate().map_err(err)?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let mut seen = std::collections::HashSet::new();
+        for (i, t) in self.tools.iter().enumerate() {
+            let at = format!("[[tool]] #{} (name = {:?})", i + 1, t.name);
+            validate_tool_name(&t.name).map_err(|m| format!("{at}: name {m}"))?;
+            if !seen.insert(t.name.as_str()) {
+                return Err(format!("{at}: duplicate tool name; each [[tool]] needs a unique name"));
+            }
+            if let Some(s) = &t.sha256 {
+                if s.len() != 64 || !s.chars().all(|c| c.is_ascii_hexdigit()) {
+                    return Err(format!("{at}: sha256 = {s:?} is not 64 hex digits; get it with `wasmward inspect {}`", t.path.display()));
+                }
+            }
+            t.limits.resolve(&self.defaults.limits, &format!("tool {:?}.limits", t.name))?;
+        }
+        self.defaults.limits.resolve(&LimitsConfig::default(), "defaults.limits")?;
+        if self.runtime.max_concurrent_calls == 0 || self.runtime.max_concurrent_calls > 4096 {
+            return Err(format!("runtime.max_concurrent_calls = {} is out of range; use 1..=4096", self.runtime.max_concurrent_calls));
+        }
+        Ok(())
+    }
+
+    /// A path from the file, resolved against the file's directory.
+    pub fn resolve_path(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        }
+    }
+}
+
+/// Tool names become MCP name prefixes (`name.function`), so they are kept
+/// to lowercase letters, digits, `-` and `_`.
+pub fn validate_tool_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{name:?} is invalid; use 1-64 of a-z, 0-9, '-', '_', starting with a letter or digit"))
+    }
+}
+
+/// The toml error (which carries line, column and key) plus a fix.
+fn describe_toml_error(e: &toml::de::Error, _text: &str) -> String {
+    let msg = e.to_string();
+    let hint = if msg.contains("unknown field") {
+        "\nfix: remove or rename the key; the message lists the keys this table accepts"
+    } else if msg.contains("missing field") {
+        "\nfix: add the missing key to that table"
+    } else if msg.contains("invalid type") {
+        "\nfix: give the key a value of the expected type"
+    } else {
+        ""
+    };
+    format!("{}{hint}", msg.trim_end())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(text, "wasmward.toml", Path::new("/etc/ww")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn good_configs_parse() {
+        let cfg = parse(
+            r#"
+[runtime]
+max_concurrent_calls = 8
+[defaults.limits]
+timeout_ms = 500
+[[tool]]
+name = "text"
+path = "tools/text.wasm"
+[tool.limits]
+memory_mb = 32
+"#,
+        )
+        .unwrap();
+        assert_eq!(cfg.tools.len(), 1);
+        assert_eq!(cfg.resolve_path(&cfg.tools[0].path), PathBuf::from("/etc/ww/tools/text.wasm"));
+        let limits = cfg.tools[0].limits.resolve(&cfg.defaults.limits, "t").unwrap();
+        assert_eq!(limits.timeout, Duration::from_millis(500));
+        assert_eq!(limits.memory_bytes, 32 << 20);
+        assert!(parse("").unwrap().tools.is_empty());
+    }
+
+    #[test]
+    fn bad_configs_name_file_line_key_and_fix() {
+        let cases: &[(&str, &[&str])] = &[
+            ("[[tool]]\nname = \"a\"\npath = \"a.wasm\"\ncolour = 1\n", &["wasmward.toml", "line 4", "unknown field `colour`", "fix:"]),
+            ("[[tool]]\nname = \"a\"\n", &["missing field `path`", "fix: add"]),
+            ("[runtime]\nmax_concurrent_calls = \"x\"\n", &["line 2", "invalid type", "fix:"]),
+            ("[[tool]]\nname = \"Bad Name\"\npath = \"a.wasm\"\n", &["name \"Bad Name\" is invalid", "a-z"]),
+            ("[[tool]]\nname = \"a\"\npath = \"a.wasm\"\n[[tool]]\nname = \"a\"\npath = \"b.wasm\"\n", &["#2", "duplicate tool name"]),
+            ("[[tool]]\nname = \"a\"\npath = \"a.wasm\"\nsha256 = \"abc\"\n", &["not 64 hex digits", "wasmward inspect a.wasm"]),
+            ("[[tool]]\nname = \"a\"\npath = \"a.wasm\"\n[tool.limits]\nmemory_mb = 0\n", &["tool \"a\".limits.memory_mb = 0", "use 1..="]),
+            ("[defaults.limits]\ntimeout_ms = 0\n", &["defaults.limits.timeout_ms = 0"]),
+            ("[defaults.limits]\nfuel = 0\n", &["fuel = 0", "remove it"]),
+            ("[runtime]\nmax_concurrent_calls = 0\n", &["max_concurrent_calls = 0"]),
+            ("[server]\nlisten = 5\n", &["invalid type"]),
+        ];
+        for (text, needles) in cases {
+            let e = parse(text).expect_err(text);
+            for n in *needles {
+                assert!(e.contains(n), "error for {text:?} lacks {n:?}: {e}");
+            }
+        }
+    }
+}

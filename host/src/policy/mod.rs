@@ -1,0 +1,231 @@
+//! The policy as plain data plus the matching logic: host patterns, IP
+//! classes, path rules, import patterns, and how a tool's policy is bounded
+//! by the operator's ceiling. No wasmtime here; `sandbox/` and `component/`
+//! turn an [`EffectivePolicy`] into capabilities.
+//!
+//! ```ignore
+//! let ceiling: PolicySpec = toml::from_str(r#"allowed_network_hosts = ["*.example.com"]"#)?;
+//! let tool: PolicySpec = toml::from_str(r#"allowed_network_hosts = ["api.example.com"]"#)?;
+//! let p = EffectivePolicy::resolve(Some(&ceiling), Some(&tool), "fetch")?;
+//! assert!(p.network.check_url("https", "api.example.com", 443).is_ok());
+//! ```
+
+pub mod effective;
+pub mod env;
+pub mod error;
+pub mod hosts;
+pub mod imports;
+pub mod ip;
+mod narrow;
+pub mod paths;
+pub mod process;
+pub mod spec;
+mod warnings;
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+pub use self::effective::{EffectivePolicy, ImportProblem};
+pub use self::env::{is_sensitive, Sensitive};
+pub use self::error::{ErrorKind, PolicyError, Problem, Scope, Warning};
+pub use self::hosts::{HostDenial, HostMatch, HostPattern, HostRules, PortMatch, Scheme};
+pub use self::imports::{grantable, ImportPattern, ImportRules, ImportVerdict};
+pub use self::ip::{classify, Embedding, PrivateRange};
+pub use self::paths::{FsOp, Mount, MountMode, MountTable, PathMiss};
+pub use self::process::{Program, SubprocessPolicy};
+pub use self::spec::{MountEntry, MountSpec, PolicySpec};
+
+/// `sandbox_violation_action`: what happens when a tool oversteps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ViolationAction {
+    /// Refuse and record (default).
+    #[default]
+    Deny,
+    /// Discovery mode: let network and process uses through, record them.
+    Log,
+}
+
+impl ViolationAction {
+    /// The action actually taken for a denial of `kind`: `log` only lets
+    /// network and process uses through. Files outside the mounts have
+    /// nothing behind them, and load-time checks never pass in `log`.
+    ///
+    /// ```ignore
+    /// assert_eq!(ViolationAction::Log.for_kind(DenialKind::Fs), ViolationAction::Deny);
+    /// ```
+    pub fn for_kind(self, kind: DenialKind) -> ViolationAction {
+        match (self, kind) {
+            (ViolationAction::Log, DenialKind::Net | DenialKind::Http | DenialKind::Process) => {
+                ViolationAction::Log
+            }
+            _ => ViolationAction::Deny,
+        }
+    }
+
+    /// `"deny"` or `"log"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ViolationAction::Deny => "deny",
+            ViolationAction::Log => "log",
+        }
+    }
+}
+
+/// Which capability a denial concerns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DenialKind {
+    /// `wasi:filesystem`.
+    Fs,
+    /// `wasi:sockets` (lookup, connect, bind, UDP) and private IPs.
+    Net,
+    /// `wasi:http` outgoing requests.
+    Http,
+    /// Env (a sensitive or unlisted key).
+    Env,
+    /// `wasmward:tool/process`.
+    Process,
+    /// A component embedding an interpreter.
+    Eval,
+    /// A WIT import refused at load.
+    Import,
+}
+
+impl DenialKind {
+    /// Lowercase name for audit events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DenialKind::Fs => "fs",
+            DenialKind::Net => "net",
+            DenialKind::Http => "http",
+            DenialKind::Env => "env",
+            DenialKind::Process => "process",
+            DenialKind::Eval => "eval",
+            DenialKind::Import => "import",
+        }
+    }
+}
+
+/// One refused capability use, ready to become an audit `denial` event.
+///
+/// ```ignore
+/// let d = Denial::fs(FsOp::Write, "/data/x", "read-only mount /data");
+/// assert_eq!(d.to_string(), "fs write /data/x: read-only mount /data");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Denial {
+    /// Capability.
+    pub kind: DenialKind,
+    /// Operation, where the kind has several (`read`, `connect`, `bind`...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub op: Option<String>,
+    /// What was reached for: guest path, `host:port`, IP, program, import.
+    pub target: String,
+    /// Why it was refused: the rule or range (`outside every mount`,
+    /// `loopback 127.0.0.0/8`, `not on subprocess_allowlist`).
+    pub rule: String,
+}
+
+impl Denial {
+    /// A denial without an operation.
+    pub fn new(kind: DenialKind, target: impl Into<String>, rule: impl Into<String>) -> Denial {
+        Denial {
+            kind,
+            op: None,
+            target: target.into(),
+            rule: rule.into(),
+        }
+    }
+
+    /// A filesystem denial.
+    pub fn fs(op: FsOp, guest_path: impl Into<String>, rule: impl Into<String>) -> Denial {
+        Denial::new(DenialKind::Fs, guest_path, rule).with_op(op.as_str())
+    }
+
+    /// Sets the operation.
+    pub fn with_op(mut self, op: impl Into<String>) -> Denial {
+        self.op = Some(op.into());
+        self
+    }
+}
+
+impl fmt::Display for Denial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.kind.as_str())?;
+        if let Some(op) = &self.op {
+            write!(f, " {op}")?;
+        }
+        write!(f, " {}: {}", self.target, self.rule)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (configured action, kind, action taken)
+    const ACTIONS: &[(ViolationAction, DenialKind, ViolationAction)] = &[
+        (
+            ViolationAction::Deny,
+            DenialKind::Net,
+            ViolationAction::Deny,
+        ),
+        (ViolationAction::Deny, DenialKind::Fs, ViolationAction::Deny),
+        (ViolationAction::Log, DenialKind::Net, ViolationAction::Log),
+        (ViolationAction::Log, DenialKind::Http, ViolationAction::Log),
+        (
+            ViolationAction::Log,
+            DenialKind::Process,
+            ViolationAction::Log,
+        ),
+        (ViolationAction::Log, DenialKind::Fs, ViolationAction::Deny),
+        (ViolationAction::Log, DenialKind::Env, ViolationAction::Deny),
+        (
+            ViolationAction::Log,
+            DenialKind::Eval,
+            ViolationAction::Deny,
+        ),
+        (
+            ViolationAction::Log,
+            DenialKind::Import,
+            ViolationAction::Deny,
+        ),
+    ];
+
+    #[test]
+    fn action_table() {
+        for &(configured, kind, want) in ACTIONS {
+            assert_eq!(configured.for_kind(kind), want, "{configured:?} {kind:?}");
+        }
+    }
+
+    #[test]
+    fn denial_display_and_json() {
+        let cases = [
+            (
+                Denial::fs(FsOp::Write, "/data/x", "read-only mount /data"),
+                "fs write /data/x: read-only mount /data",
+            ),
+            (
+                Denial::new(DenialKind::Net, "127.0.0.1:80", "loopback 127.0.0.0/8")
+                    .with_op("connect"),
+                "net connect 127.0.0.1:80: loopback 127.0.0.0/8",
+            ),
+            (
+                Denial::new(DenialKind::Import, "wasi:sockets/tcp@0.2.6", "blocked"),
+                "import wasi:sockets/tcp@0.2.6: blocked",
+            ),
+        ];
+        for (d, want) in cases {
+            assert_eq!(d.to_string(), want);
+        }
+        let json =
+            serde_json::to_string(&Denial::fs(FsOp::Read, "/etc", "outside every mount")).unwrap();
+        assert_eq!(
+            json,
+            r#"{"kind":"fs","op":"read","target":"/etc","rule":"outside every mount"}"#
+        );
+    }
+}

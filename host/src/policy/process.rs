@@ -1,0 +1,188 @@
+//! `allow_subprocess` + `subprocess_allowlist`: programs are resolved to
+//! absolute paths once, at load, so PATH changes later cannot swap them.
+//!
+//! ```ignore
+//! let sh = resolve_program("sh", std::env::var_os("PATH").as_deref()).unwrap();
+//! assert!(sh.is_absolute());
+//! ```
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::error::{ErrorKind, Problem};
+
+/// Built-in limits when neither the tool nor the ceiling sets them.
+pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
+/// 1 MiB of stdout + stderr per run.
+pub const DEFAULT_MAX_OUTPUT_BYTES: u64 = 1 << 20;
+/// Runs at once, per tool.
+pub const DEFAULT_MAX_CONCURRENT: u32 = 4;
+
+/// One allowlisted program.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Program {
+    /// As written in the allowlist (`git` or `/usr/bin/git`).
+    pub name: String,
+    /// Absolute path found at load. Not canonicalised: multi-call binaries
+    /// (busybox) depend on the name they are started by.
+    pub path: PathBuf,
+}
+
+/// The resolved subprocess grant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SubprocessPolicy {
+    /// `allow_subprocess`.
+    pub allowed: bool,
+    /// Programs `process` may run.
+    pub programs: Vec<Program>,
+    /// Per-run timeout.
+    pub timeout_ms: u64,
+    /// Captured output cap per run.
+    pub max_output_bytes: u64,
+    /// Concurrent runs per tool.
+    pub max_concurrent: u32,
+}
+
+impl Default for SubprocessPolicy {
+    fn default() -> Self {
+        SubprocessPolicy {
+            allowed: false,
+            programs: Vec::new(),
+            timeout_ms: DEFAULT_TIMEOUT_MS,
+            max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
+            max_concurrent: DEFAULT_MAX_CONCURRENT,
+        }
+    }
+}
+
+impl SubprocessPolicy {
+    /// The program a tool asked for (by allowlisted name or absolute path),
+    /// or the rule that refuses it.
+    pub fn find(&self, program: &str) -> Result<&Program, String> {
+        if !self.allowed {
+            return Err("allow_subprocess is false".into());
+        }
+        self.programs
+            .iter()
+            .find(|p| p.name == program || p.path.as_os_str() == program)
+            .ok_or_else(|| "not on subprocess_allowlist".into())
+    }
+}
+
+/// Resolves an allowlist entry: an absolute path must be an executable
+/// file; a bare name is looked up in `path_var` (PATH).
+pub fn resolve_program(name: &str, path_var: Option<&OsStr>) -> Result<PathBuf, Problem> {
+    let unresolved =
+        |problem: String, fix: &str| Problem::new(ErrorKind::UnresolvedProgram, problem, fix);
+    if name.is_empty() || name.contains('\0') {
+        return Err(unresolved(
+            "empty program name".into(),
+            "write a program name such as `git`, or remove the entry",
+        ));
+    }
+    if name.contains('/') {
+        let p = Path::new(name);
+        if !p.is_absolute() {
+            return Err(Problem::new(
+                ErrorKind::RelativePath,
+                "relative program path",
+                "write an absolute path, or a bare name to look up in PATH",
+            ));
+        }
+        return if is_executable(p) {
+            Ok(p.to_path_buf())
+        } else {
+            Err(unresolved(
+                "not an executable file".into(),
+                "check the path, or install the program",
+            ))
+        };
+    }
+    std::env::split_paths(path_var.unwrap_or_default())
+        .filter(|dir| dir.is_absolute())
+        .map(|dir| dir.join(name))
+        .find(|p| is_executable(p))
+        .ok_or_else(|| {
+            unresolved(
+                "not found in PATH".into(),
+                "install it, or write its absolute path",
+            )
+        })
+}
+
+fn is_executable(p: &Path) -> bool {
+    let Ok(meta) = p.metadata() else { return false };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        meta.is_file() && meta.permissions().mode() & 0o111 != 0
+    }
+    #[cfg(not(unix))]
+    {
+        meta.is_file()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (program, PATH, Ok(path) or Err(kind))
+    const CASES: &[(&str, &str, Result<&str, ErrorKind>)] = &[
+        ("sh", "/bin:/usr/bin", Ok("/bin/sh")),
+        ("sh", "relative:/bin", Ok("/bin/sh")),
+        ("/bin/sh", "", Ok("/bin/sh")),
+        ("sh", "", Err(ErrorKind::UnresolvedProgram)),
+        (
+            "no-such-program-xyz",
+            "/bin:/usr/bin",
+            Err(ErrorKind::UnresolvedProgram),
+        ),
+        (
+            "/etc/hostname-does-not-exist",
+            "",
+            Err(ErrorKind::UnresolvedProgram),
+        ),
+        ("/etc", "", Err(ErrorKind::UnresolvedProgram)),
+        ("bin/sh", "/", Err(ErrorKind::RelativePath)),
+        ("", "/bin", Err(ErrorKind::UnresolvedProgram)),
+    ];
+
+    #[test]
+    fn resolve_table() {
+        for &(name, path, want) in CASES {
+            let got = resolve_program(name, Some(OsStr::new(path)));
+            match (got, want) {
+                (Ok(g), Ok(w)) => assert_eq!(g, Path::new(w), "{name} in {path}"),
+                (Err(g), Err(w)) => assert_eq!(g.kind, w, "{name} in {path}: {g}"),
+                (g, w) => panic!("{name} in {path}: {g:?}, want {w:?}"),
+            }
+        }
+    }
+
+    /// (requested, allowed?, Ok(path) or Err(rule))
+    const FIND: &[(&str, bool, Result<&str, &str>)] = &[
+        ("git", true, Ok("/usr/bin/git")),
+        ("/usr/bin/git", true, Ok("/usr/bin/git")),
+        ("sh", true, Err("not on subprocess_allowlist")),
+        ("git", false, Err("allow_subprocess is false")),
+    ];
+
+    #[test]
+    fn find_table() {
+        for &(req, allowed, want) in FIND {
+            let sp = SubprocessPolicy {
+                allowed,
+                programs: vec![Program {
+                    name: "git".into(),
+                    path: "/usr/bin/git".into(),
+                }],
+                ..Default::default()
+            };
+            let got = sp.find(req).map(|p| p.path.to_str().unwrap());
+            assert_eq!(got, want.map_err(String::from), "{req}");
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! `PolicySpec`: a `[defaults.policy]` or `[tool.policy]` table as written.
+//! Every field is optional: unset means "grant nothing" for grants, and
+//! "inherit the ceiling, else the safe default" for safety settings.
+//!
+//! ```toml
+//! [tool.policy]
+//! allowed_read_paths = ["/srv/data", { host = "/srv/models", guest = "/models" }]
+//! allowed_write_paths = [{ host = "/var/tmp/out", guest = "/out" }]
+//! allowed_network_hosts = ["api.example.com", "*.cdn.example.com:*"]
+//! env = { LANG = "C.UTF-8" }
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::paths::MountMode;
+use super::ViolationAction;
+
+/// One policy table, as written. Unknown keys are errors.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySpec {
+    /// Read-only mounts. `mode = "rw"` here is an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_read_paths: Option<Vec<MountSpec>>,
+    /// Read-write mounts (`mode` defaults to `"rw"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_write_paths: Option<Vec<MountSpec>>,
+    /// Host patterns, see [`super::hosts`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_network_hosts: Option<Vec<String>>,
+    /// Refuse private, loopback, link-local... addresses after DNS (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block_private_ips: Option<bool>,
+    /// Allow UDP sockets to allowed hosts (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_udp: Option<bool>,
+    /// Allow TCP bind/listen (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_listen: Option<bool>,
+    /// The tool's whole environment; nothing is inherited from the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<BTreeMap<String, String>>,
+    /// Extra env key prefixes refused as secrets (adds to the built-ins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sensitive_env_prefixes: Option<Vec<String>>,
+    /// Allow `wasmward:tool/process` (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_subprocess: Option<bool>,
+    /// Programs `process` may run: names (looked up in PATH at load) or absolute paths.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subprocess_allowlist: Option<Vec<String>>,
+    /// Per-run timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subprocess_timeout_ms: Option<u64>,
+    /// Cap on stdout + stderr captured per run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subprocess_max_output_bytes: Option<u64>,
+    /// Programs running at once, per tool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subprocess_max_concurrent: Option<u32>,
+    /// Allow components that embed an interpreter (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_eval_exec: Option<bool>,
+    /// When set, only these WIT imports may be linked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_imports: Option<Vec<String>>,
+    /// These WIT imports are refused at load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked_imports: Option<Vec<String>>,
+    /// An import the policy can never grant is an error, not a warning (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strict_imports: Option<bool>,
+    /// `"deny"` (default) or `"log"` (discovery mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox_violation_action: Option<ViolationAction>,
+}
+
+/// A mount as written: `"/abs/path"` (same path inside), or a table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum MountSpec {
+    /// Host path, mounted at the same guest path.
+    Path(String),
+    /// `{ host = "...", guest = "...", mode = "ro"|"rw" }`.
+    Table(MountEntry),
+}
+
+/// The table form of a mount. `guest` defaults to `host`; `mode` to the
+/// list's mode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MountEntry {
+    /// Host directory.
+    pub host: String,
+    /// Path seen inside the tool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guest: Option<String>,
+    /// Access mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<MountMode>,
+}
+
+impl MountSpec {
+    /// (host, guest, mode) as written.
+    pub fn parts(&self) -> (&str, &str, Option<MountMode>) {
+        match self {
+            MountSpec::Path(p) => (p, p, None),
+            MountSpec::Table(t) => (&t.host, t.guest.as_deref().unwrap_or(&t.host), t.mode),
+        }
+    }
+}
+
+// Hand-written so a bad table reports its own key, not "did not match any variant".
+impl<'de> Deserialize<'de> for MountSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = MountSpec;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a path string or a table { host, guest, mode }")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<MountSpec, E> {
+                Ok(MountSpec::Path(v.to_string()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<MountSpec, A::Error> {
+                MountEntry::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(MountSpec::Table)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (TOML, Ok(()) if it parses and round-trips, or Err(substring of the error))
+    const CASES: &[(&str, Result<(), &str>)] = &[
+        ("", Ok(())),
+        (
+            r#"allowed_read_paths = ["/srv/data", { host = "/srv/m", guest = "/m", mode = "ro" }]
+               allowed_write_paths = [{ host = "/tmp/out", guest = "/out" }]
+               allowed_network_hosts = ["api.example.com", "*.cdn.example.com:*"]
+               block_private_ips = true
+               allow_udp = false
+               allow_listen = false
+               env = { LANG = "C.UTF-8", TZ = "UTC" }
+               sensitive_env_prefixes = ["MYCO_"]
+               allow_subprocess = true
+               subprocess_allowlist = ["git", "/usr/bin/python3"]
+               subprocess_timeout_ms = 5000
+               subprocess_max_output_bytes = 65536
+               subprocess_max_concurrent = 2
+               allow_eval_exec = false
+               allowed_imports = ["wasi:*"]
+               blocked_imports = ["wasi:sockets/udp"]
+               strict_imports = true
+               sandbox_violation_action = "log""#,
+            Ok(()),
+        ),
+        (
+            "allowed_hosts = [\"x\"]",
+            Err("unknown field `allowed_hosts`"),
+        ),
+        (
+            "block_private_ip = true",
+            Err("unknown field `block_private_ip`"),
+        ),
+        (
+            "sandbox_violation_action = \"warn\"",
+            Err("unknown variant `warn`"),
+        ),
+        (
+            "allowed_write_paths = [{ host = \"/x\", mod = \"rw\" }]",
+            Err("unknown field `mod`"),
+        ),
+        (
+            "allowed_write_paths = [{ host = \"/x\", mode = \"rx\" }]",
+            Err("unknown variant `rx`"),
+        ),
+        (
+            "allowed_write_paths = [{ guest = \"/x\" }]",
+            Err("missing field `host`"),
+        ),
+        (
+            "allowed_write_paths = [42]",
+            Err("a path string or a table"),
+        ),
+        ("allow_subprocess = \"yes\"", Err("invalid type")),
+        ("subprocess_timeout_ms = -1", Err("invalid value")),
+    ];
+
+    #[test]
+    fn toml_table() {
+        for &(src, want) in CASES {
+            let got = toml::from_str::<PolicySpec>(src);
+            match (got, want) {
+                (Ok(spec), Ok(())) => {
+                    let back = toml::to_string(&spec).unwrap();
+                    let again: PolicySpec = toml::from_str(&back).unwrap();
+                    assert_eq!(again, spec, "round trip of {src}\n---\n{back}");
+                }
+                (Err(e), Err(w)) => assert!(e.to_string().contains(w), "{src}: {e}"),
+                (got, _) => panic!("{src}: {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn unset_fields_are_none_and_not_serialized() {
+        let spec: PolicySpec = toml::from_str("allow_udp = true").unwrap();
+        assert_eq!(
+            spec,
+            PolicySpec {
+                allow_udp: Some(true),
+                ..Default::default()
+            }
+        );
+        assert_eq!(toml::to_string(&spec).unwrap().trim(), "allow_udp = true");
+    }
+
+    #[test]
+    fn mount_forms() {
+        let spec: PolicySpec =
+            toml::from_str(r#"allowed_read_paths = ["/a", { host = "/b" }, { host = "/c", guest = "/d", mode = "ro" }]"#)
+                .unwrap();
+        let parts: Vec<_> = spec
+            .allowed_read_paths
+            .unwrap()
+            .iter()
+            .map(|m| {
+                let (h, g, mode) = m.parts();
+                (h.to_string(), g.to_string(), mode)
+            })
+            .collect();
+        assert_eq!(
+            parts,
+            vec![
+                ("/a".into(), "/a".into(), None),
+                ("/b".into(), "/b".into(), None),
+                ("/c".into(), "/d".into(), Some(MountMode::Ro)),
+            ]
+        );
+    }
+}

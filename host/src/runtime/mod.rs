@@ -1,0 +1,269 @@
+//! Runs calls: a fresh Store and instance per call from the tool's
+//! `InstancePre`, limits armed, the result converted back to JSON.
+//!
+//! The runtime returns a [`CallRecord`] for every call, failed or not, so
+//! the audit stage after it sees the same facts the caller does.
+
+pub mod engine;
+
+use crate::component::cache::CompileCache;
+use crate::component::{convert, LoadError, LoadedComponent, ToolFunction};
+use crate::error::CallError;
+use crate::sandbox::{self, Denial, SandboxPlan, SandboxState};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+use wasmtime::component::{InstancePre, Linker, Val};
+use wasmtime::{Engine, Store, Trap};
+
+/// Settings fixed for the life of a runtime.
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    /// Calls in flight at once; more wait (backpressure).
+    pub max_concurrent_calls: u32,
+    /// Compile cache directory; `None` disables the cache.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        RuntimeOptions { max_concurrent_calls: 64, cache_dir: CompileCache::default_dir() }
+    }
+}
+
+/// A loaded tool: its component, one `InstancePre`, and its sandbox plan.
+pub struct Tool {
+    pub name: String,
+    pub path: PathBuf,
+    pub loaded: LoadedComponent,
+    pub plan: Arc<SandboxPlan>,
+    pre: InstancePre<SandboxState>,
+}
+
+impl Tool {
+    /// Finds a function by its full tool name (`text.greet`), by the name
+    /// without the tool prefix (`greet`, `analysis.word-stats`), or by its
+    /// bare WIT name when that is unique.
+    pub fn function(&self, name: &str) -> Result<&ToolFunction, CallError> {
+        let funcs = &self.loaded.functions;
+        let prefixed = format!("{}.{name}", self.name);
+        if let Some(f) = funcs.iter().find(|f| f.name == name || f.name == prefixed) {
+            return Ok(f);
+        }
+        let mut bare = funcs.iter().filter(|f| f.function == name);
+        match (bare.next(), bare.next()) {
+            (Some(f), None) => Ok(f),
+            _ => Err(CallError::UnknownFunction {
+                tool: self.name.clone(),
+                function: name.to_string(),
+                available: funcs.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", "),
+            }),
+        }
+    }
+}
+
+/// What one call did, whatever its outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallRecord {
+    pub tool: String,
+    pub function: String,
+    pub outcome: Result<Value, CallError>,
+    pub stdout: String,
+    pub stderr: String,
+    pub stdout_truncated: bool,
+    pub stderr_truncated: bool,
+    pub duration: Duration,
+    pub fuel_used: Option<u64>,
+    pub memory_peak_bytes: u64,
+    pub denials: Vec<Denial>,
+}
+
+/// The engine, the linker, and the loaded tools.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<SandboxState>,
+    cache: CompileCache,
+    tools: RwLock<Arc<BTreeMap<String, Arc<Tool>>>>,
+    permits: Arc<Semaphore>,
+}
+
+impl Runtime {
+    pub fn new(opts: RuntimeOptions) -> anyhow::Result<Runtime> {
+        let engine = engine::build_engine(&engine::PoolSizes::for_concurrency(opts.max_concurrent_calls))
+            .map_err(|e| anyhow::anyhow!("cannot create the wasmtime engine: {e}"))?;
+        engine::start_epoch_ticker(&engine);
+        let mut linker = Linker::new(&engine);
+        sandbox::add_to_linker(&mut linker).map_err(|e| anyhow::anyhow!("cannot link WASI: {e}"))?;
+        Ok(Runtime {
+            engine,
+            linker,
+            cache: CompileCache::new(opts.cache_dir),
+            tools: RwLock::default(),
+            permits: Arc::new(Semaphore::new(opts.max_concurrent_calls.max(1) as usize)),
+        })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Loads a tool without registering it.
+    pub fn load_tool(&self, plan: SandboxPlan, path: &Path, sha256: Option<&str>) -> Result<Tool, LoadError> {
+        let loaded = crate::component::load(&self.engine, &self.cache, &plan.tool, path, sha256)?;
+        let shown = path.display().to_string();
+        let pre = self.linker.instantiate_pre(&loaded.component).map_err(|e| LoadError::Invalid {
+            path: shown,
+            message: format!("imports something wasmward does not provide: {e}"),
+        })?;
+        Ok(Tool { name: plan.tool.clone(), path: path.to_path_buf(), loaded, plan: Arc::new(plan), pre })
+    }
+
+    /// Replaces the whole set of tools at once; calls in flight keep the
+    /// tools they started with.
+    pub fn set_tools(&self, tools: Vec<Tool>) {
+        let map = tools.into_iter().map(|t| (t.name.clone(), Arc::new(t))).collect();
+        *self.tools.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(map);
+    }
+
+    pub fn tools(&self) -> Arc<BTreeMap<String, Arc<Tool>>> {
+        self.tools.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn tool(&self, name: &str) -> Result<Arc<Tool>, CallError> {
+        let tools = self.tools();
+        tools.get(name).cloned().ok_or_else(|| CallError::UnknownTool {
+            tool: name.to_string(),
+            hint: format!("; loaded tools: {}", tools.keys().cloned().collect::<Vec<_>>().join(", ")),
+        })
+    }
+
+    /// Calls `function` of `tool` with named JSON arguments.
+    pub async fn call(&self, tool: &str, function: &str, args: &Value) -> CallRecord {
+        let started = Instant::now();
+        let blank = |function: &str, outcome| CallRecord {
+            tool: tool.to_string(),
+            function: function.to_string(),
+            outcome: Err(outcome),
+            stdout: String::new(),
+            stderr: String::new(),
+            stdout_truncated: false,
+            stderr_truncated: false,
+            duration: started.elapsed(),
+            fuel_used: None,
+            memory_peak_bytes: 0,
+            denials: Vec::new(),
+        };
+        let t = match self.tool(tool) {
+            Ok(t) => t,
+            Err(e) => return blank(function, e),
+        };
+        let f = match t.function(function) {
+            Ok(f) => f,
+            Err(e) => return blank(function, e),
+        };
+        let params = match convert::args_to_vals(args, &f.params) {
+            Ok(p) => p,
+            Err(e) => return blank(&f.name, CallError::InvalidArguments { message: e.to_string() }),
+        };
+        let Ok(_permit) = self.permits.acquire().await else {
+            return blank(&f.name, CallError::Host { message: "runtime is shutting down".into() });
+        };
+        run_fresh(&t, f, params, started).await
+    }
+}
+
+/// One call in a fresh Store; nothing survives it.
+async fn run_fresh(tool: &Tool, f: &ToolFunction, params: Vec<Val>, started: Instant) -> CallRecord {
+    let limits = &tool.plan.limits;
+    let mut store = Store::new(tool.pre.engine(), SandboxState::new(tool.plan.clone()));
+    store.limiter(|s| &mut s.limiter);
+    store.set_epoch_deadline(engine::ticks_for(limits.timeout));
+    store.epoch_deadline_trap();
+    let fuel_budget = limits.fuel.unwrap_or(u64::MAX);
+    store.set_fuel(fuel_budget).expect("fuel is enabled on the engine");
+
+    let mut results = vec![Val::Bool(false); usize::from(f.result.is_some())];
+    // The epoch stops guest code; this also stops a guest blocked in a host
+    // call (a sleep, a socket read), which the epoch cannot interrupt.
+    let run = async {
+        let instance = tool.pre.instantiate_async(&mut store).await?;
+        let func = instance
+            .get_func(&mut store, f.export)
+            .ok_or_else(|| wasmtime::format_err!("export {} vanished", f.name))?;
+        func.call_async(&mut store, &params, &mut results).await
+    };
+    let ran = tokio::time::timeout(limits.timeout + Duration::from_millis(50), run).await;
+
+    let state = store.data();
+    let (stdout, stdout_truncated) = state.stdout.take();
+    let (stderr, stderr_truncated) = state.stderr.take();
+    let fuel_used = store.get_fuel().ok().map(|left| fuel_budget - left);
+    let state = store.data();
+    let refused = state.limiter.refused_bytes;
+    let memory_peak_bytes = state.limiter.peak_bytes as u64;
+    let denials = state.denials.take();
+
+    let outcome = match ran {
+        Err(_) => Err(CallError::Timeout { timeout_ms: limits.timeout.as_millis() as u64 }),
+        Ok(Err(e)) => Err(classify_trap(&e, limits, refused, &stderr)),
+        Ok(Ok(())) => finish(f, results.first(), limits.max_output_bytes),
+    };
+    CallRecord {
+        tool: tool.name.clone(),
+        function: f.name.clone(),
+        outcome,
+        stdout,
+        stderr,
+        stdout_truncated,
+        stderr_truncated,
+        duration: started.elapsed(),
+        fuel_used,
+        memory_peak_bytes,
+        denials,
+    }
+}
+
+fn finish(f: &ToolFunction, result: Option<&Val>, max_output: usize) -> Result<Value, CallError> {
+    let (Some(val), Some(ty)) = (result, f.result.as_ref()) else { return Ok(Value::Null) };
+    // A top-level `result<_, E>` in `err` is the tool's own typed error.
+    if let (Val::Result(Err(payload)), crate::component::wit_type::WitType::Result { err, .. }) = (val, ty) {
+        let value = match (payload, err) {
+            (Some(p), Some(t)) => convert::val_to_json(p, t),
+            _ => Value::Null,
+        };
+        return Err(CallError::ToolError { value });
+    }
+    let json = convert::val_to_json(val, ty);
+    let size = serde_json::to_vec(&json).map(|v| v.len()).unwrap_or(usize::MAX);
+    if size > max_output {
+        return Err(CallError::OutputLimit { size: size as u64, limit: max_output as u64 });
+    }
+    Ok(json)
+}
+
+fn classify_trap(e: &wasmtime::Error, limits: &sandbox::Limits, refused: Option<usize>, stderr: &str) -> CallError {
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => return CallError::Timeout { timeout_ms: limits.timeout.as_millis() as u64 },
+        Some(Trap::OutOfFuel) => return CallError::FuelExhausted { fuel: limits.fuel.unwrap_or(u64::MAX) },
+        _ => {}
+    }
+    if let Some(requested) = refused {
+        return CallError::MemoryLimit {
+            limit_mb: (limits.memory_bytes >> 20) as u64,
+            requested_bytes: requested as u64,
+        };
+    }
+    let mut message = match e.downcast_ref::<Trap>() {
+        Some(t) => t.to_string(),
+        None => format!("{e}"),
+    };
+    // A Rust guest's panic message is on its stderr; it explains the trap.
+    if let Some(line) = stderr.lines().rev().find(|l| l.contains("panicked at")).or_else(|| stderr.lines().last()) {
+        message.push_str(&format!(" (guest stderr: {})", line.chars().take(500).collect::<String>()));
+    }
+    CallError::Trap { message }
+}

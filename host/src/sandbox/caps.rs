@@ -1,0 +1,9 @@
+//! Host bindings for wasmward's own WIT interfaces (`log`, `process`).
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "wasmward:tool/host-capabilities",
+    imports: { default: async },
+});
+
+pub use wasmward::tool::{log, process};

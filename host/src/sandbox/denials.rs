@@ -1,0 +1,43 @@
+//! The one sink every capability reports its refusals to. The runtime turns
+//! the collected denials into audit events after the call; capabilities
+//! never write the audit log themselves.
+
+use std::sync::{Arc, Mutex};
+
+/// One refused (or, in `log` mode, allowed-but-recorded) capability use.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Denial {
+    /// Capability: `fs`, `net`, `dns`, `http`, `env`, `process`, `eval`, `import`.
+    pub kind: &'static str,
+    /// What was attempted: `read`, `write`, `create`, `remove`, `connect`, ...
+    pub op: String,
+    /// The guest path, `host:port`, address or program.
+    pub target: String,
+    /// Why: the rule that refused it.
+    pub rule: String,
+    /// `denied`, or `logged` under `sandbox_violation_action = "log"`.
+    pub action: &'static str,
+}
+
+/// Shared per-call list of denials; cheap to clone into host closures.
+#[derive(Debug, Clone, Default)]
+pub struct Denials(Arc<Mutex<Vec<Denial>>>);
+
+impl Denials {
+    pub fn record(&self, d: Denial) {
+        tracing::warn!(kind = d.kind, op = %d.op, target = %d.target, rule = %d.rule, action = d.action, "capability refused");
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(d);
+    }
+
+    pub fn take(&self) -> Vec<Denial> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

@@ -1,0 +1,35 @@
+//! `wasmward:tool/log`: guest log lines go to the host's `tracing` output,
+//! tagged with the tool, never to the protocol stream.
+
+use super::caps::log::{Host, Level};
+use super::SandboxState;
+
+/// Longest message or field kept; a guest cannot flood the host log.
+const MAX_LOG_CHARS: usize = 4096;
+const MAX_FIELDS: usize = 32;
+
+fn clip(s: &str) -> &str {
+    match s.char_indices().nth(MAX_LOG_CHARS) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+impl Host for SandboxState {
+    async fn log(&mut self, lvl: Level, message: String, fields: Vec<(String, String)>) {
+        let fields: Vec<String> = fields
+            .iter()
+            .take(MAX_FIELDS)
+            .map(|(k, v)| format!("{}={}", clip(k), clip(v)))
+            .collect();
+        let fields = fields.join(" ");
+        let (tool, msg) = (self.plan.tool.as_str(), clip(&message));
+        match lvl {
+            Level::Trace => tracing::trace!(target: "wasmward::guest", tool, fields, "{msg}"),
+            Level::Debug => tracing::debug!(target: "wasmward::guest", tool, fields, "{msg}"),
+            Level::Info => tracing::info!(target: "wasmward::guest", tool, fields, "{msg}"),
+            Level::Warn => tracing::warn!(target: "wasmward::guest", tool, fields, "{msg}"),
+            Level::Error => tracing::error!(target: "wasmward::guest", tool, fields, "{msg}"),
+        }
+    }
+}
