@@ -2,7 +2,8 @@
 //! 2 bad usage or config.
 
 use crate::config::Config;
-use crate::runtime::{CallRecord, Runtime};
+use crate::host::Host;
+use crate::runtime::CallRecord;
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -52,6 +53,11 @@ pub enum Command {
         #[arg(long, default_value = "wasmward.toml")]
         config: PathBuf,
     },
+    /// Verify, prune, follow or export the audit log.
+    Audit {
+        #[command(subcommand)]
+        action: crate::audit_cli::AuditAction,
+    },
     /// Scaffold a new tool crate.
     New {
         name: String,
@@ -74,7 +80,7 @@ pub struct Failure {
     pub message: String,
 }
 
-fn usage(message: impl std::fmt::Display) -> Failure {
+pub fn usage(message: impl std::fmt::Display) -> Failure {
     Failure { status: 2, message: message.to_string() }
 }
 
@@ -92,7 +98,8 @@ pub async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Call { config, tool, function, args } => call(&config, &tool, &function, &args).await,
         Command::Inspect { file, json } => inspect(&file, json),
-        Command::Check { config } => check(&config),
+        Command::Check { config } => check(&config).await,
+        Command::Audit { action } => crate::audit_cli::run(action).await,
         Command::New { name, lang, dir } => crate::scaffold::new_tool(&name, lang, dir.as_deref()).map_err(usage),
     };
     match result {
@@ -115,30 +122,34 @@ fn looks_like_path(tool: &str) -> bool {
 }
 
 async fn call(config: &Path, tool: &str, function: &str, args: &str) -> Result<(), Failure> {
-    let args: Value = serde_json::from_str(args).map_err(|e| usage(format!("--args is not valid JSON: {e}; pass an object such as '{{\"name\": \"x\"}}'")))?;
-    let (rt, tool_name) = if looks_like_path(tool) {
+    let args: Value = serde_json::from_str(args)
+        .map_err(|e| usage(format!("--args is not valid JSON: {e}; pass an object such as '{{\"name\": \"x\"}}'")))?;
+    let (host, tool_name) = if looks_like_path(tool) {
         let cfg = if config.exists() { Config::load(config).map_err(usage)? } else { Config::default() };
-        crate::host::runtime_for_file(Path::new(tool), &cfg).map_err(|e| usage(format!("{e:#}")))?
+        crate::host::host_for_file(Path::new(tool), &cfg).await.map_err(|e| usage(format!("{e:#}")))?
     } else {
         let cfg = Config::load(config).map_err(usage)?;
-        let rt = crate::host::runtime_for(&cfg).map_err(|e| usage(format!("{e:#}")))?;
         if !cfg.tools.iter().any(|t| t.name == tool) {
             let names: Vec<_> = cfg.tools.iter().map(|t| t.name.as_str()).collect();
             return Err(usage(format!("no tool named `{tool}` in {}; tools: {}", config.display(), names.join(", "))));
         }
-        let tools = crate::host::load_tools(&rt, &cfg).map_err(|e| usage(format!("{e:#}")))?;
-        rt.set_tools(tools);
-        (rt, tool.to_string())
+        (Host::open(cfg).await.map_err(|e| usage(format!("{e:#}")))?, tool.to_string())
     };
-    let record = rt.call(&tool_name, function, &args).await;
-    report_call(&rt, record)
+    let record = host.call_tool(&tool_name, function, &args, "cli").await;
+    if let Err(e) = host.shutdown().await {
+        tracing::error!(error = %e, "audit flush failed");
+    }
+    report_call(record)
 }
 
-fn report_call(_rt: &Runtime, record: CallRecord) -> Result<(), Failure> {
+fn report_call(record: CallRecord) -> Result<(), Failure> {
     for (name, text, cut) in [("stdout", &record.stdout, record.stdout_truncated), ("stderr", &record.stderr, record.stderr_truncated)] {
         if !text.is_empty() {
             eprintln!("--- guest {name}{} ---\n{}", if cut { " (truncated)" } else { "" }, text.trim_end());
         }
+    }
+    for d in &record.denials {
+        eprintln!("{} {} {} {}: {}", d.action, d.kind.as_str(), d.op, d.target, d.rule);
     }
     match record.outcome {
         Ok(v) => {
@@ -162,10 +173,10 @@ fn report_call(_rt: &Runtime, record: CallRecord) -> Result<(), Failure> {
 
 fn inspect(file: &Path, as_json: bool) -> Result<(), Failure> {
     let rt = crate::host::runtime_for(&Config::default()).map_err(|e| usage(format!("{e:#}")))?;
-    let plan = crate::sandbox::SandboxPlan { tool: "tool".into(), ..Default::default() };
     let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("tool").to_ascii_lowercase();
-    let plan = crate::sandbox::SandboxPlan { tool: stem, ..plan };
+    let plan = crate::sandbox::SandboxPlan::deny_all(&stem, Default::default());
     let tool = rt.load_tool(plan, file, None).map_err(usage)?;
+    let interpreter = crate::component::eval::detect(&tool.loaded.metadata);
     let l = &tool.loaded;
     let report = json!({
         "file": file.display().to_string(),
@@ -179,6 +190,7 @@ fn inspect(file: &Path, as_json: bool) -> Result<(), Failure> {
         "functions": l.functions,
         "skipped": l.skipped,
         "compile_cache": l.cache,
+        "interpreter": interpreter,
     });
     if as_json {
         print_json(&report);
@@ -187,6 +199,9 @@ fn inspect(file: &Path, as_json: bool) -> Result<(), Failure> {
     println!("{}\n  sha256  {}\n  size    {} bytes", file.display(), l.digest, report["size_bytes"]);
     if !l.metadata.languages().is_empty() {
         println!("  language {}", l.metadata.languages().join(", "));
+    }
+    if let Some(i) = &interpreter {
+        println!("  embeds interpreter {} ({}): needs allow_eval_exec = true", i.runtime, i.evidence.join(", "));
     }
     println!("imports ({}):", l.imports.len());
     for i in &l.imports {
@@ -207,17 +222,38 @@ fn inspect(file: &Path, as_json: bool) -> Result<(), Failure> {
     Ok(())
 }
 
-fn check(config: &Path) -> Result<(), Failure> {
+async fn check(config: &Path) -> Result<(), Failure> {
     let cfg = Config::load(config).map_err(usage)?;
-    let rt = crate::host::runtime_for(&cfg).map_err(|e| usage(format!("{e:#}")))?;
-    let tools = crate::host::load_tools(&rt, &cfg).map_err(|e| usage(format!("{e:#}")))?;
-    println!("{}: {} tool(s) OK", config.display(), tools.len());
-    for t in &tools {
-        println!("tool {} ({}, sha256 {})", t.name, t.path.display(), t.loaded.digest);
-        println!("  limits  {}", serde_json::to_string(&t.plan.limits).unwrap_or_default());
+    let mut warnings = 0;
+    for tc in &cfg.tools {
+        let policy = crate::host::tool_policy(&cfg, tc).map_err(|e| usage(format!("{}: {e}", config.display())))?;
+        println!("[[tool]] {}  ({})", tc.name, cfg.resolve_path(&tc.path).display());
+        println!("effective policy:");
+        for line in policy.to_string().lines() {
+            println!("  {line}");
+        }
+        for w in policy.warnings() {
+            warnings += 1;
+            println!("  warning: {w}");
+        }
+        let path = cfg.resolve_path(&tc.path);
+        if let Ok(bytes) = std::fs::read(&path) {
+            let imports = crate::component::metadata::import_names(&bytes);
+            for p in policy.vet_imports(imports.iter().map(String::as_str)) {
+                warnings += usize::from(!p.fatal);
+                println!("  {}: {p}", if p.fatal { "error" } else { "warning" });
+            }
+        }
+    }
+    let host = Host::open(cfg).await.map_err(|e| usage(format!("{e:#}")))?;
+    for t in host.tools().values() {
+        println!("tool {}: {} function(s), sha256 {}, limits {}", t.name, t.loaded.functions.len(), t.loaded.digest,
+            serde_json::to_string(&t.plan.limits).unwrap_or_default());
         for f in &t.loaded.functions {
             println!("  {}", f.name);
         }
     }
+    println!("{}: {} tool(s) OK, {warnings} warning(s)", config.display(), host.tools().len());
+    host.shutdown().await.map_err(|e| usage(format!("{e:#}")))?;
     Ok(())
 }

@@ -2,6 +2,8 @@
 //! server, runtime and audit settings. Unknown keys are errors, and every
 //! error names the file, the line and the key, and says how to fix it.
 
+use crate::audit::AuditConfig;
+use crate::policy::PolicySpec;
 use crate::sandbox::Limits;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -23,7 +25,7 @@ pub struct Config {
     #[serde(default)]
     pub runtime: RuntimeConfig,
     #[serde(default)]
-    pub audit: Option<toml::Table>,
+    pub audit: AuditConfig,
     #[serde(default)]
     pub defaults: Defaults,
     #[serde(default, rename = "tool")]
@@ -78,7 +80,8 @@ fn default_concurrency() -> u32 {
 pub struct Defaults {
     #[serde(default)]
     pub limits: LimitsConfig,
-    pub policy: Option<toml::Table>,
+    /// The operator's ceiling for every tool.
+    pub policy: Option<PolicySpec>,
 }
 
 /// Limits as written; unset fields fall back to `[defaults.limits]`, then
@@ -132,7 +135,8 @@ pub struct ToolConfig {
     pub description: Option<String>,
     #[serde(default)]
     pub limits: LimitsConfig,
-    pub policy: Option<toml::Table>,
+    /// The operator's ceiling for every tool.
+    pub policy: Option<PolicySpec>,
 }
 
 impl Config {
@@ -173,6 +177,7 @@ impl Config {
             t.limits.resolve(&self.defaults.limits, &format!("tool {:?}.limits", t.name))?;
         }
         self.defaults.limits.resolve(&LimitsConfig::default(), "defaults.limits")?;
+        self.audit.validate().map_err(|e| format!("[audit]: {e}"))?;
         if self.runtime.max_concurrent_calls == 0 || self.runtime.max_concurrent_calls > 4096 {
             return Err(format!("runtime.max_concurrent_calls = {} is out of range; use 1..=4096", self.runtime.max_concurrent_calls));
         }

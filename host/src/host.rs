@@ -1,13 +1,30 @@
-//! Assembles a runtime from the operator's config: every tool loaded and
-//! checked before any is served.
+//! The assembled host: the operator's config resolved into policies, tools
+//! loaded and checked, and the audit log every call is recorded in.
+//!
+//! A call flows `Host::call` → runtime → sandbox, and its record (result,
+//! denials, usage) is written to the audit log before the caller sees it
+//! (with `durability = "commit"`).
 
+use crate::audit::{self, AuditEvent, AuditLog, CallEvent, DenialEvent};
+use crate::component::eval;
 use crate::config::Config;
-use crate::runtime::{Runtime, RuntimeOptions, Tool};
-use crate::sandbox::SandboxPlan;
+use crate::error::CallError;
+use crate::policy::{DenialKind, EffectivePolicy, PolicyError};
+use crate::runtime::{CallRecord, Runtime, RuntimeOptions, Tool};
+use crate::sandbox::{Denial, SandboxPlan};
+use serde_json::Value;
 use std::path::Path;
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
-/// Builds a runtime with the options of `cfg` (tools not loaded yet).
+/// Runtime + audit log + the config they were built from.
+pub struct Host {
+    runtime: Runtime,
+    audit: AuditLog,
+    config: RwLock<Arc<Config>>,
+}
+
+/// Builds a runtime with the options of `cfg` (no tools loaded).
 pub fn runtime_for(cfg: &Config) -> anyhow::Result<Runtime> {
     let cache_dir = cfg
         .runtime
@@ -18,54 +35,248 @@ pub fn runtime_for(cfg: &Config) -> anyhow::Result<Runtime> {
     Runtime::new(RuntimeOptions { max_concurrent_calls: cfg.runtime.max_concurrent_calls, cache_dir })
 }
 
-/// Loads every tool of `cfg`, with a progress line per tool. Any failure
-/// fails the whole set, naming the tool, so a bad config is never half
-/// served.
-pub fn load_tools(rt: &Runtime, cfg: &Config) -> anyhow::Result<Vec<Tool>> {
-    let total = cfg.tools.len();
-    let mut tools = Vec::with_capacity(total);
-    for (i, tc) in cfg.tools.iter().enumerate() {
-        let started = Instant::now();
-        let limits = tc
-            .limits
-            .resolve(&cfg.defaults.limits, &format!("tool {:?}.limits", tc.name))
-            .map_err(|m| anyhow::anyhow!("{}: {m}", cfg.source))?;
-        let plan = SandboxPlan { tool: tc.name.clone(), limits, ..Default::default() };
-        let path = cfg.resolve_path(&tc.path);
-        tracing::info!(tool = %tc.name, path = %path.display(), "loading tool {}/{total}", i + 1);
-        let mut tool = rt
-            .load_tool(plan, &path, tc.sha256.as_deref())
-            .map_err(|e| anyhow::anyhow!("{}: tool {:?}: {e}", cfg.source, tc.name))?;
-        if let Some(d) = &tc.description {
-            for f in &mut tool.loaded.functions {
-                f.description.get_or_insert_with(|| d.clone());
-            }
-        }
-        tracing::info!(
-            tool = %tc.name,
-            functions = tool.loaded.functions.len(),
-            cache = ?tool.loaded.cache,
-            ms = started.elapsed().as_millis() as u64,
-            "loaded tool {}/{total}", i + 1
-        );
-        tools.push(tool);
-    }
-    Ok(tools)
+/// Opens the audit log of `cfg`, its path resolved against the config file.
+pub fn open_audit(cfg: &Config) -> anyhow::Result<AuditLog> {
+    let mut ac = cfg.audit.clone();
+    ac.path = cfg.resolve_path(&ac.path);
+    AuditLog::open(&ac).map_err(|e| anyhow::anyhow!("{}: [audit] path {}: {e}", cfg.source, ac.path.display()))
 }
 
-/// A runtime holding one component given by path, with the default
-/// (deny-everything) sandbox: what `wasmward call FILE.wasm` uses.
-pub fn runtime_for_file(path: &Path, cfg: &Config) -> anyhow::Result<(Runtime, String)> {
-    let rt = runtime_for(cfg)?;
+/// Resolves the effective policy of one tool against the ceiling.
+pub fn tool_policy(cfg: &Config, tc: &crate::config::ToolConfig) -> Result<EffectivePolicy, PolicyError> {
+    EffectivePolicy::resolve(cfg.defaults.policy.as_ref(), tc.policy.as_ref(), &tc.name)
+}
+
+/// A refusal at load time (an import, an embedded interpreter): the load
+/// fails and the refusal is audited like any other denial.
+struct LoadRefusal {
+    message: String,
+    denial: Denial,
+}
+
+impl Host {
+    /// Builds the runtime, opens the audit log and loads every tool.
+    pub async fn open(cfg: Config) -> anyhow::Result<Host> {
+        let runtime = runtime_for(&cfg)?;
+        let audit = open_audit(&cfg)?;
+        Host::with_parts(cfg, runtime, audit).await
+    }
+
+    /// Like `open` with a given runtime and audit log.
+    pub async fn with_parts(cfg: Config, runtime: Runtime, audit: AuditLog) -> anyhow::Result<Host> {
+        let host = Host { runtime, audit, config: RwLock::new(Arc::new(Config::default())) };
+        host.reload(cfg).await?;
+        Ok(host)
+    }
+
+    /// Validates `cfg` and loads all its tools, then swaps them in at once.
+    /// On any error the tools already serving stay as they were.
+    pub async fn reload(&self, cfg: Config) -> anyhow::Result<()> {
+        let tools = self.load_tools(&cfg).await?;
+        self.runtime.set_tools(tools);
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(cfg);
+        Ok(())
+    }
+
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    pub fn audit(&self) -> &AuditLog {
+        &self.audit
+    }
+
+    pub fn config(&self) -> Arc<Config> {
+        self.config.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Every loaded tool, by name.
+    pub fn tools(&self) -> Arc<std::collections::BTreeMap<String, Arc<Tool>>> {
+        self.runtime.tools()
+    }
+
+    /// Calls a function by its full name (`text.greet`,
+    /// `text.analysis.word-stats`).
+    pub async fn call(&self, full_name: &str, args: &Value, caller: &str) -> CallRecord {
+        let (tool, function) = full_name.split_once('.').unwrap_or((full_name, ""));
+        self.call_tool(tool, function, args, caller).await
+    }
+
+    /// Calls `function` of `tool` and records the call and its denials.
+    /// With `durability = "commit"` this returns only once they are
+    /// committed; if the audit log cannot take them the call fails closed.
+    pub async fn call_tool(&self, tool: &str, function: &str, args: &Value, caller: &str) -> CallRecord {
+        let mut record = self.runtime.call(tool, function, args).await;
+        let events = call_events(&record, args, caller);
+        if let Err(e) = self.audit.record(events).await {
+            tracing::error!(error = %e, "audit log write failed; failing the call closed");
+            record.outcome = Err(CallError::Host { message: format!("audit log unavailable: {e}") });
+        }
+        record
+    }
+
+    /// Flushes the audit log.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.audit.shutdown().await.map_err(|e| anyhow::anyhow!("audit log flush failed: {e}"))
+    }
+
+    async fn load_tools(&self, cfg: &Config) -> anyhow::Result<Vec<Tool>> {
+        let total = cfg.tools.len();
+        let mut tools = Vec::with_capacity(total);
+        for (i, tc) in cfg.tools.iter().enumerate() {
+            let started = Instant::now();
+            let ctx = format!("{}: tool {:?}", cfg.source, tc.name);
+            let limits = tc
+                .limits
+                .resolve(&cfg.defaults.limits, &format!("tool {:?}.limits", tc.name))
+                .map_err(|m| anyhow::anyhow!("{}: {m}", cfg.source))?;
+            let policy = tool_policy(cfg, tc).map_err(|e| anyhow::anyhow!("{}: {e}", cfg.source))?;
+            let path = cfg.resolve_path(&tc.path);
+            tracing::info!(tool = %tc.name, path = %path.display(), "loading tool {}/{total}", i + 1);
+            let mut tool = self
+                .runtime
+                .load_tool(SandboxPlan::new(policy, limits), &path, tc.sha256.as_deref())
+                .map_err(|e| anyhow::anyhow!("{ctx}: {e}"))?;
+            if let Err(refusal) = vet(&tool) {
+                self.audit_load_refusal(&tc.name, &refusal).await;
+                anyhow::bail!("{ctx}: {}", refusal.message);
+            }
+            if let Some(d) = &tc.description {
+                for f in &mut tool.loaded.functions {
+                    f.description.get_or_insert_with(|| d.clone());
+                }
+            }
+            tracing::info!(
+                tool = %tc.name,
+                functions = tool.loaded.functions.len(),
+                cache = ?tool.loaded.cache,
+                ms = started.elapsed().as_millis() as u64,
+                "loaded tool {}/{total}", i + 1
+            );
+            tools.push(tool);
+        }
+        Ok(tools)
+    }
+
+    async fn audit_load_refusal(&self, tool: &str, r: &LoadRefusal) {
+        let event = denial_event(tool, "<load>", "operator", &r.denial);
+        if let Err(e) = self.audit.record(vec![AuditEvent::Denial(event)]).await {
+            tracing::error!(error = %e, "could not audit a load refusal");
+        }
+    }
+}
+
+/// Load-time checks of a compiled tool against its policy: memory floor,
+/// imports, embedded interpreters.
+fn vet(tool: &Tool) -> Result<(), LoadRefusal> {
+    let policy = &tool.plan.policy;
+    let m = &tool.loaded.metadata;
+    let limit = tool.plan.limits.memory_bytes as u64;
+    if m.min_memory_bytes > limit {
+        return Err(LoadRefusal {
+            message: format!(
+                "the component needs {} MiB of linear memory to start but memory_mb = {}; raise [tool.limits] memory_mb to at least {}",
+                m.min_memory_bytes.div_ceil(1 << 20),
+                limit >> 20,
+                m.min_memory_bytes.div_ceil(1 << 20)
+            ),
+            denial: Denial {
+                kind: DenialKind::Import,
+                op: "instantiate".into(),
+                target: format!("{} bytes of initial memory", m.min_memory_bytes),
+                rule: format!("memory_mb = {}", limit >> 20),
+                action: "denied",
+            },
+        });
+    }
+    if !policy.allow_eval_exec {
+        if let Some(interp) = eval::detect(m) {
+            return Err(LoadRefusal {
+                message: format!(
+                    "the component embeds an interpreter ({}: {}), which can run code it did not ship with; set allow_eval_exec = true in [tool.policy] to allow it",
+                    interp.runtime,
+                    interp.evidence.join(", ")
+                ),
+                denial: Denial {
+                    kind: DenialKind::Eval,
+                    op: "load".into(),
+                    target: format!("{} ({})", interp.runtime, interp.evidence.join(", ")),
+                    rule: "allow_eval_exec = false".into(),
+                    action: "denied",
+                },
+            });
+        }
+    }
+    let problems = policy.vet_imports(tool.loaded.imports.iter().map(String::as_str));
+    let ungrantable: Vec<&str> = problems.iter().filter(|p| !p.fatal).map(|p| p.import.as_str()).collect();
+    if !ungrantable.is_empty() {
+        // Most toolchains import WASI interfaces a tool never uses, so this
+        // is a note, not a warning; `wasmward check` lists each with why.
+        tracing::info!(tool = %tool.name, imports = ?ungrantable, "imports its policy can never grant (set strict_imports = true to refuse)");
+    }
+    if let Some(p) = problems.iter().find(|p| p.fatal) {
+        return Err(LoadRefusal {
+            message: p.to_string(),
+            denial: Denial {
+                kind: DenialKind::Import,
+                op: "import".into(),
+                target: p.import.clone(),
+                rule: p.reason.clone(),
+                action: "denied",
+            },
+        });
+    }
+    Ok(())
+}
+
+fn denial_event(tool: &str, function: &str, caller: &str, d: &Denial) -> DenialEvent {
+    DenialEvent {
+        tool: tool.into(),
+        function: function.into(),
+        caller: caller.into(),
+        capability: d.kind.as_str().into(),
+        op: d.op.clone(),
+        target: d.target.clone(),
+        rule: d.rule.clone(),
+        action: d.action.into(),
+    }
+}
+
+/// The `call` event and one `denial` event per denial of a call.
+pub fn call_events(r: &CallRecord, args: &Value, caller: &str) -> Vec<AuditEvent> {
+    let mut call = CallEvent::new(&r.tool, &r.function, caller, args);
+    call.outcome = match &r.outcome {
+        Ok(_) => audit::outcome::OK.to_string(),
+        Err(e) => e.code().to_string(),
+    };
+    call.error = r.outcome.as_ref().err().map(ToString::to_string);
+    call.duration_us = r.duration.as_micros() as u64;
+    call.fuel_used = r.fuel_used;
+    call.memory_bytes = Some(r.memory_peak_bytes);
+    call.denials = r.denials.len() as u32;
+    let mut events = vec![AuditEvent::Call(call)];
+    events.extend(r.denials.iter().map(|d| AuditEvent::Denial(denial_event(&r.tool, &r.function, caller, d))));
+    events
+}
+
+/// A host for one component given by path, with the config's defaults (or
+/// the built-in ones) and no `[tool.policy]`, so it is granted nothing.
+/// What `wasmward call FILE.wasm` uses.
+pub async fn host_for_file(path: &Path, cfg: &Config) -> anyhow::Result<(Host, String)> {
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("tool");
     let name: String = stem
         .to_ascii_lowercase()
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
         .collect();
-    let limits = cfg.defaults.limits.resolve(&Default::default(), "defaults.limits").map_err(|m| anyhow::anyhow!(m))?;
-    let plan = SandboxPlan { tool: name.clone(), limits, ..Default::default() };
-    let tool = rt.load_tool(plan, path, None)?;
-    rt.set_tools(vec![tool]);
-    Ok((rt, name))
+    let mut one = cfg.clone();
+    one.tools = vec![crate::config::ToolConfig {
+        name: name.clone(),
+        path: std::path::absolute(path)?,
+        sha256: None,
+        description: None,
+        limits: Default::default(),
+        policy: None,
+    }];
+    Ok((Host::open(one).await?, name))
 }

@@ -12,6 +12,7 @@ pub mod host;
 pub mod policy;
 pub mod runtime;
 pub mod audit;
+pub mod audit_cli;
 pub mod cli;
 pub mod sandbox;
 pub mod scaffold;

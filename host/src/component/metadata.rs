@@ -17,6 +17,8 @@ pub struct Metadata {
     pub core_modules: usize,
     /// Sum of the initial sizes of all defined linear memories.
     pub min_memory_bytes: u64,
+    /// Interpreter byte markers (see `eval::BYTE_MARKERS`) found anywhere.
+    pub markers: BTreeSet<String>,
     /// WIT source embedded by the SDK (`wasmward-docs`).
     #[serde(skip)]
     pub docs_wit: Option<String>,
@@ -40,6 +42,11 @@ impl Metadata {
 /// Reads metadata; a malformed binary is an error naming the offset.
 pub fn read(bytes: &[u8]) -> Result<Metadata, String> {
     let mut m = Metadata::default();
+    for (_, needle) in super::eval::BYTE_MARKERS {
+        if memchr::memmem::find(bytes, needle.as_bytes()).is_some() {
+            m.markers.insert(needle.to_string());
+        }
+    }
     for payload in Parser::new(0).parse_all(bytes) {
         let payload = payload.map_err(|e| format!("not a valid WebAssembly component: {e}"))?;
         match payload {
@@ -95,4 +102,23 @@ pub fn read(bytes: &[u8]) -> Result<Metadata, String> {
         }
     }
     Ok(m)
+}
+
+/// The top-level import names of a component (`wasi:cli/stdout@0.2.6`),
+/// read without compiling; empty if the bytes do not parse.
+pub fn import_names(bytes: &[u8]) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut depth = 0usize;
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload {
+            Ok(Payload::Version { .. }) => depth += 1,
+            Ok(Payload::End(_)) => depth = depth.saturating_sub(1),
+            Ok(Payload::ComponentImportSection(r)) if depth == 1 => {
+                names.extend(r.into_iter().flatten().map(|i| i.name.name.to_string()));
+            }
+            Ok(_) => {}
+            Err(_) => return Vec::new(),
+        }
+    }
+    names
 }

@@ -4,6 +4,7 @@
 pub mod cache;
 pub mod convert;
 pub mod docs;
+pub mod eval;
 pub mod metadata;
 pub mod schema;
 pub mod wit_type;

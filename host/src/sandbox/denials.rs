@@ -2,13 +2,13 @@
 //! the collected denials into audit events after the call; capabilities
 //! never write the audit log themselves.
 
+use crate::policy::DenialKind;
 use std::sync::{Arc, Mutex};
 
 /// One refused (or, in `log` mode, allowed-but-recorded) capability use.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Denial {
-    /// Capability: `fs`, `net`, `dns`, `http`, `env`, `process`, `eval`, `import`.
-    pub kind: &'static str,
+    pub kind: DenialKind,
     /// What was attempted: `read`, `write`, `create`, `remove`, `connect`, ...
     pub op: String,
     /// The guest path, `host:port`, address or program.
@@ -25,7 +25,7 @@ pub struct Denials(Arc<Mutex<Vec<Denial>>>);
 
 impl Denials {
     pub fn record(&self, d: Denial) {
-        tracing::warn!(kind = d.kind, op = %d.op, target = %d.target, rule = %d.rule, action = d.action, "capability refused");
+        tracing::warn!(kind = d.kind.as_str(), op = %d.op, target = %d.target, rule = %d.rule, action = d.action, "capability refused");
         self.0.lock().unwrap_or_else(|e| e.into_inner()).push(d);
     }
 

@@ -14,6 +14,7 @@ pub mod stdio;
 pub use denials::{Denial, Denials};
 pub use process::ProcessPlan;
 
+use crate::policy::{DenialKind, EffectivePolicy, MountMode, ViolationAction};
 use limits::MemoryLimiter;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,17 +22,6 @@ use stdio::CappedPipe;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
-
-/// What happens on a policy violation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ViolationAction {
-    /// Refuse and record (the default).
-    #[default]
-    Deny,
-    /// Discovery mode: network and process uses go through and are recorded.
-    Log,
-}
 
 /// Per-call resource limits of a tool.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -56,16 +46,33 @@ impl Default for Limits {
     }
 }
 
-/// Everything a call of one tool may touch, decided at load. The default
-/// grants nothing.
-#[derive(Debug, Clone, Default)]
+/// Everything a call of one tool may touch, decided at load.
+#[derive(Debug, Clone)]
 pub struct SandboxPlan {
     pub tool: String,
     pub limits: Limits,
-    pub action: ViolationAction,
-    /// Explicit environment; nothing is inherited from the host.
-    pub env: Vec<(String, String)>,
+    pub policy: Arc<EffectivePolicy>,
     pub process: ProcessPlan,
+}
+
+impl SandboxPlan {
+    /// The plan for `policy`: env, process and mounts all come from it.
+    pub fn new(policy: EffectivePolicy, limits: Limits) -> Self {
+        let env: Vec<(String, String)> = policy.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let cwd = policy.mounts.mounts().iter().find(|m| m.mode == MountMode::Rw).map(|m| m.host.clone());
+        let process = ProcessPlan::new(policy.subprocess.clone(), env, cwd);
+        SandboxPlan { tool: policy.tool.clone(), limits, policy: Arc::new(policy), process }
+    }
+
+    /// A plan that grants nothing: no mounts, network, env or process.
+    pub fn deny_all(tool: &str, limits: Limits) -> Self {
+        let policy = EffectivePolicy::resolve(None, None, tool).expect("the empty policy always resolves");
+        SandboxPlan::new(policy, limits)
+    }
+
+    pub fn action(&self) -> ViolationAction {
+        self.policy.violation_action
+    }
 }
 
 /// The Store data of one call. Built fresh per call and dropped after it.
@@ -89,7 +96,7 @@ impl SandboxState {
         let stderr = CappedPipe::new(plan.limits.max_stdout_bytes);
         let mut b = WasiCtxBuilder::new();
         b.stdout(stdout.clone()).stderr(stderr.clone());
-        b.envs(&plan.env);
+        b.envs(&plan.process.env);
         let denials = Denials::default();
         SandboxState {
             wasi: b.build(),
@@ -132,7 +139,7 @@ impl WasiHttpHooks for HttpGate {
         _fut: IoFuture,
     ) -> Box<dyn std::future::Future<Output = Result<(http::Response<wasmtime_wasi_http::WasiBody>, IoFuture), wasmtime_wasi_http::Error>> + Send> {
         self.denials.record(Denial {
-            kind: "http",
+            kind: DenialKind::Http,
             op: request.method().to_string(),
             target: request.uri().to_string(),
             rule: "no allowed_network_hosts".into(),

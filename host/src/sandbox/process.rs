@@ -6,7 +6,8 @@
 
 use super::caps::process::{Error, Host, Output};
 use super::denials::Denial;
-use super::{SandboxState, ViolationAction};
+use super::SandboxState;
+use crate::policy::{DenialKind, SubprocessPolicy, ViolationAction};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -14,74 +15,52 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Semaphore;
 
-/// What the policy lets a tool run. The default runs nothing.
+/// What the policy lets a tool run, plus the per-tool concurrency cap.
 #[derive(Debug, Clone)]
 pub struct ProcessPlan {
-    pub allow: bool,
-    /// Absolute, canonical program paths.
-    pub allowlist: Vec<PathBuf>,
+    pub policy: SubprocessPolicy,
+    /// The policy's `env`; the program sees nothing else.
     pub env: Vec<(String, String)>,
-    /// Working directory; `None` runs in a fresh temporary directory.
+    /// Working directory: the first write mount, else a fresh temp dir.
     pub cwd: Option<PathBuf>,
-    pub timeout: Duration,
-    pub max_output_bytes: usize,
     /// Shared by every call of the tool.
     pub concurrency: Arc<Semaphore>,
 }
 
-impl Default for ProcessPlan {
-    fn default() -> Self {
-        ProcessPlan {
-            allow: false,
-            allowlist: Vec::new(),
-            env: Vec::new(),
-            cwd: None,
-            timeout: Duration::from_secs(10),
-            max_output_bytes: 1 << 20,
-            concurrency: Arc::new(Semaphore::new(4)),
-        }
+impl ProcessPlan {
+    pub fn new(policy: SubprocessPolicy, env: Vec<(String, String)>, cwd: Option<PathBuf>) -> Self {
+        let permits = policy.max_concurrent.max(1) as usize;
+        ProcessPlan { policy, env, cwd, concurrency: Arc::new(Semaphore::new(permits)) }
     }
 }
 
-impl ProcessPlan {
-    /// Resolves `program` (a bare name or an absolute path) against the
-    /// allowlist, or says which rule refuses it.
-    pub fn resolve(&self, program: &str) -> Result<PathBuf, String> {
-        if !self.allow {
-            return Err("allow_subprocess = false".into());
-        }
-        let wanted = Path::new(program);
-        let hit = self.allowlist.iter().find(|p| {
-            if wanted.is_absolute() {
-                *p == wanted
-            } else {
-                !program.contains('/') && p.file_name().is_some_and(|n| n == program)
-            }
-        });
-        hit.cloned().ok_or_else(|| "not on subprocess_allowlist".into())
+impl Default for ProcessPlan {
+    fn default() -> Self {
+        ProcessPlan::new(SubprocessPolicy::default(), Vec::new(), None)
     }
 }
 
 impl Host for SandboxState {
     async fn run(&mut self, program: String, args: Vec<String>, stdin: Vec<u8>) -> Result<Output, Error> {
         let plan = self.plan.process.clone();
-        let resolved = match plan.resolve(&program) {
-            Ok(p) => p,
+        let resolved = match plan.policy.find(&program) {
+            Ok(p) => p.path.clone(),
             Err(rule) => {
-                let logged = self.plan.action == ViolationAction::Log && plan.allow;
+                let logged = self.plan.action() == ViolationAction::Log;
                 self.denials.record(Denial {
-                    kind: "process",
+                    kind: DenialKind::Process,
                     op: "spawn".into(),
                     target: argv_summary(&program, &args),
                     rule: rule.clone(),
                     action: if logged { "logged" } else { "denied" },
                 });
-                // Discovery mode records the would-be denial, but still only
-                // ever runs absolute paths that exist.
-                match (logged, Path::new(&program).is_absolute()) {
-                    (true, true) => PathBuf::from(&program),
-                    _ => return Err(Error::Denied(format!("{program}: {rule}"))),
+                // Discovery mode records the would-be denial and runs the
+                // program, found the way an allowlist entry would be.
+                if !logged {
+                    return Err(Error::Denied(format!("{program}: {rule}")));
                 }
+                crate::policy::process::resolve_program(&program, std::env::var_os("PATH").as_deref())
+                    .map_err(|p| Error::SpawnFailed(format!("{program}: {p}")))?
             }
         };
         let Ok(_permit) = plan.concurrency.clone().acquire_owned().await else {
@@ -128,7 +107,7 @@ async fn run_program(program: &Path, args: &[String], stdin: Vec<u8>, plan: &Pro
         }
         drop(child_stdin);
     };
-    let cap = plan.max_output_bytes;
+    let cap = plan.policy.max_output_bytes as usize;
     let out = read_capped(child.stdout.take(), cap);
     let err = read_capped(child.stderr.take(), cap);
     let run = async {
@@ -136,7 +115,7 @@ async fn run_program(program: &Path, args: &[String], stdin: Vec<u8>, plan: &Pro
         let status = child.wait().await;
         (status, stdout, stderr, t1 || t2)
     };
-    match tokio::time::timeout(plan.timeout, run).await {
+    match tokio::time::timeout(Duration::from_millis(plan.policy.timeout_ms), run).await {
         Ok((Ok(status), stdout, stderr, truncated)) => Ok(Output {
             status: status.code().unwrap_or(-1),
             stdout,
@@ -166,37 +145,4 @@ async fn read_capped(src: Option<impl tokio::io::AsyncRead + Unpin>, cap: usize)
         }
     }
     (buf, truncated)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn resolve_admits_only_allowlisted_programs() {
-        let plan = ProcessPlan {
-            allow: true,
-            allowlist: vec![PathBuf::from("/usr/bin/echo"), PathBuf::from("/bin/ls")],
-            ..Default::default()
-        };
-        let cases: &[(&str, Result<&str, &str>)] = &[
-            ("echo", Ok("/usr/bin/echo")),
-            ("/usr/bin/echo", Ok("/usr/bin/echo")),
-            ("ls", Ok("/bin/ls")),
-            ("sh", Err("not on subprocess_allowlist")),
-            ("/bin/echo", Err("not on subprocess_allowlist")),
-            ("./echo", Err("not on subprocess_allowlist")),
-            ("../../usr/bin/echo", Err("not on subprocess_allowlist")),
-            ("", Err("not on subprocess_allowlist")),
-        ];
-        for (program, want) in cases {
-            let got = plan.resolve(program);
-            match want {
-                Ok(p) => assert_eq!(got.as_deref(), Ok(Path::new(p)), "{program}"),
-                Err(e) => assert_eq!(got.unwrap_err(), *e, "{program}"),
-            }
-        }
-        let closed = ProcessPlan { allow: false, ..plan };
-        assert_eq!(closed.resolve("echo").unwrap_err(), "allow_subprocess = false");
-    }
 }

@@ -1,0 +1,101 @@
+//! Detects components that embed a general-purpose interpreter, which is
+//! the only way a Wasm tool can run code it did not ship with (Wasm cannot
+//! generate code at run time). Structural markers are checked as well as
+//! the producers section, which can be stripped.
+
+use super::metadata::Metadata;
+
+/// One interpreter and the evidence for it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Interpreter {
+    pub runtime: &'static str,
+    pub evidence: Vec<String>,
+}
+
+/// Byte strings found in interpreter runtimes' code and data.
+pub const BYTE_MARKERS: &[(&str, &str)] = &[
+    ("CPython", "Py_GetBuildInfo"),
+    ("CPython", "componentize_py_runtime"),
+    ("CPython", "libpython3."),
+    ("SpiderMonkey (StarlingMonkey)", "StarlingMonkey"),
+    ("SpiderMonkey (StarlingMonkey)", "SpiderMonkey"),
+    ("SpiderMonkey (StarlingMonkey)", "js::frontend::"),
+    ("QuickJS", "QuickJS"),
+    ("QuickJS", "JS_NewContext"),
+    ("Lua", "lua_pcallk"),
+    ("Ruby", "ruby_run_node"),
+];
+
+/// The interpreter a component embeds, if any.
+pub fn detect(m: &Metadata) -> Option<Interpreter> {
+    let mut found: Vec<(&'static str, String)> = Vec::new();
+    for (field, name, _) in &m.producers {
+        let runtime = match (field.as_str(), name.as_str()) {
+            ("language", "JavaScript") => Some("SpiderMonkey (StarlingMonkey)"),
+            ("processed-by", n) if n.eq_ignore_ascii_case("ComponentizeJS") => Some("SpiderMonkey (StarlingMonkey)"),
+            ("language", "Python") => Some("CPython"),
+            ("processed-by", n) if n.starts_with("componentize-py") => Some("CPython"),
+            _ => None,
+        };
+        if let Some(r) = runtime {
+            found.push((r, format!("producers {field}: {name}")));
+        }
+    }
+    for name in &m.core_module_names {
+        if name.starts_with("libpython") || name.contains("componentize_py") {
+            found.push(("CPython", format!("core module `{name}`")));
+        }
+    }
+    for export in ["wizer.resume", "wizer.initialize"] {
+        if m.core_exports.contains(export) && m.markers.iter().any(|k| k.starts_with("SpiderMonkey")) {
+            found.push(("SpiderMonkey (StarlingMonkey)", format!("core export `{export}`")));
+        }
+    }
+    for marker in &m.markers {
+        if let Some((runtime, needle)) = BYTE_MARKERS.iter().find(|(_, n)| n == marker) {
+            found.push((runtime, format!("embedded `{needle}`")));
+        }
+    }
+    let runtime = found.first()?.0;
+    let evidence = found.into_iter().filter(|(r, _)| *r == runtime).map(|(_, e)| e).collect();
+    Some(Interpreter { runtime, evidence })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(producers: &[(&str, &str)], modules: &[&str], markers: &[&str]) -> Metadata {
+        let mut m = Metadata::default();
+        for (f, n) in producers {
+            m.producers.insert((f.to_string(), n.to_string(), String::new()));
+        }
+        for n in modules {
+            m.core_module_names.insert(n.to_string());
+        }
+        for k in markers {
+            m.markers.insert(k.to_string());
+        }
+        m
+    }
+
+    #[test]
+    fn interpreters_are_found_by_any_marker() {
+        let cases: Vec<(Metadata, Option<&str>)> = vec![
+            (meta(&[("language", "Rust")], &[], &[]), None),
+            (meta(&[("processed-by", "wit-component")], &["wit-component:adapter"], &[]), None),
+            (meta(&[("language", "Python")], &[], &[]), Some("CPython")),
+            (meta(&[("processed-by", "componentize-py")], &[], &[]), Some("CPython")),
+            (meta(&[], &["libpython3.14.so"], &[]), Some("CPython")),
+            (meta(&[], &[], &["Py_GetBuildInfo"]), Some("CPython")),
+            (meta(&[("language", "JavaScript")], &[], &[]), Some("SpiderMonkey (StarlingMonkey)")),
+            (meta(&[("processed-by", "ComponentizeJS")], &[], &[]), Some("SpiderMonkey (StarlingMonkey)")),
+            (meta(&[], &[], &["StarlingMonkey"]), Some("SpiderMonkey (StarlingMonkey)")),
+            (meta(&[], &[], &["QuickJS"]), Some("QuickJS")),
+            (meta(&[], &[], &["lua_pcallk"]), Some("Lua")),
+        ];
+        for (m, want) in cases {
+            assert_eq!(detect(&m).map(|i| i.runtime), want, "{m:?}");
+        }
+    }
+}
