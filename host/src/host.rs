@@ -32,7 +32,7 @@ pub fn runtime_for(cfg: &Config) -> anyhow::Result<Runtime> {
         .as_ref()
         .map(|p| cfg.resolve_path(p))
         .or_else(crate::component::cache::CompileCache::default_dir);
-    Runtime::new(RuntimeOptions { max_concurrent_calls: cfg.runtime.max_concurrent_calls, cache_dir })
+    Runtime::new(RuntimeOptions { max_concurrent_calls: cfg.runtime.max_concurrent_calls, cache_dir, ..Default::default() })
 }
 
 /// Opens the audit log of `cfg`, its path resolved against the config file.

@@ -9,6 +9,7 @@ pub mod engine;
 use crate::component::cache::CompileCache;
 use crate::component::{convert, LoadError, LoadedComponent, ToolFunction};
 use crate::error::CallError;
+use crate::sandbox::http::{Resolver, SystemResolver};
 use crate::sandbox::{self, Denial, SandboxPlan, SandboxState};
 use serde::Serialize;
 use serde_json::Value;
@@ -21,17 +22,19 @@ use wasmtime::component::{InstancePre, Linker, Val};
 use wasmtime::{Engine, Store, Trap};
 
 /// Settings fixed for the life of a runtime.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RuntimeOptions {
     /// Calls in flight at once; more wait (backpressure).
     pub max_concurrent_calls: u32,
     /// Compile cache directory; `None` disables the cache.
     pub cache_dir: Option<PathBuf>,
+    /// Resolves names for outgoing HTTP (injectable for tests).
+    pub resolver: Arc<dyn Resolver>,
 }
 
 impl Default for RuntimeOptions {
     fn default() -> Self {
-        RuntimeOptions { max_concurrent_calls: 64, cache_dir: CompileCache::default_dir() }
+        RuntimeOptions { max_concurrent_calls: 64, cache_dir: CompileCache::default_dir(), resolver: Arc::new(SystemResolver) }
     }
 }
 
@@ -82,6 +85,25 @@ pub struct CallRecord {
     pub denials: Vec<Denial>,
 }
 
+impl CallRecord {
+    /// A call that failed before any guest code ran.
+    pub fn failed(tool: &str, function: &str, error: CallError) -> CallRecord {
+        CallRecord {
+            tool: tool.to_string(),
+            function: function.to_string(),
+            outcome: Err(error),
+            stdout: String::new(),
+            stderr: String::new(),
+            stdout_truncated: false,
+            stderr_truncated: false,
+            duration: Duration::ZERO,
+            fuel_used: None,
+            memory_peak_bytes: 0,
+            denials: Vec::new(),
+        }
+    }
+}
+
 /// The engine, the linker, and the loaded tools.
 pub struct Runtime {
     engine: Engine,
@@ -89,6 +111,7 @@ pub struct Runtime {
     cache: CompileCache,
     tools: RwLock<Arc<BTreeMap<String, Arc<Tool>>>>,
     permits: Arc<Semaphore>,
+    resolver: Arc<dyn Resolver>,
 }
 
 impl Runtime {
@@ -104,6 +127,7 @@ impl Runtime {
             cache: CompileCache::new(opts.cache_dir),
             tools: RwLock::default(),
             permits: Arc::new(Semaphore::new(opts.max_concurrent_calls.max(1) as usize)),
+            resolver: opts.resolver,
         })
     }
 
@@ -144,19 +168,7 @@ impl Runtime {
     /// Calls `function` of `tool` with named JSON arguments.
     pub async fn call(&self, tool: &str, function: &str, args: &Value) -> CallRecord {
         let started = Instant::now();
-        let blank = |function: &str, outcome| CallRecord {
-            tool: tool.to_string(),
-            function: function.to_string(),
-            outcome: Err(outcome),
-            stdout: String::new(),
-            stderr: String::new(),
-            stdout_truncated: false,
-            stderr_truncated: false,
-            duration: started.elapsed(),
-            fuel_used: None,
-            memory_peak_bytes: 0,
-            denials: Vec::new(),
-        };
+        let blank = |function: &str, e| CallRecord { duration: started.elapsed(), ..CallRecord::failed(tool, function, e) };
         let t = match self.tool(tool) {
             Ok(t) => t,
             Err(e) => return blank(function, e),
@@ -172,14 +184,22 @@ impl Runtime {
         let Ok(_permit) = self.permits.acquire().await else {
             return blank(&f.name, CallError::Host { message: "runtime is shutting down".into() });
         };
-        run_fresh(&t, f, params, started).await
+        run_fresh(&t, f, params, started, self.resolver.clone()).await
     }
 }
 
 /// One call in a fresh Store; nothing survives it.
-async fn run_fresh(tool: &Tool, f: &ToolFunction, params: Vec<Val>, started: Instant) -> CallRecord {
+async fn run_fresh(tool: &Tool, f: &ToolFunction, params: Vec<Val>, started: Instant, resolver: Arc<dyn Resolver>) -> CallRecord {
     let limits = &tool.plan.limits;
-    let mut store = Store::new(tool.pre.engine(), SandboxState::new(tool.plan.clone()));
+    let state = match SandboxState::new(tool.plan.clone(), resolver) {
+        Ok(s) => s,
+        Err(e) => {
+            let mut r = CallRecord::failed(&tool.name, &f.name, CallError::Host { message: format!("cannot build the sandbox: {e}") });
+            r.duration = started.elapsed();
+            return r;
+        }
+    };
+    let mut store = Store::new(tool.pre.engine(), state);
     store.limiter(|s| &mut s.limiter);
     store.set_epoch_deadline(engine::ticks_for(limits.timeout));
     store.epoch_deadline_trap();

@@ -6,22 +6,25 @@
 
 mod caps;
 pub mod denials;
+pub mod fs;
+pub mod http;
 pub mod limits;
 mod log;
+pub mod net;
 pub mod process;
 pub mod stdio;
 
 pub use denials::{Denial, Denials};
 pub use process::ProcessPlan;
 
-use crate::policy::{DenialKind, EffectivePolicy, MountMode, ViolationAction};
+use crate::policy::{EffectivePolicy, MountMode, ViolationAction};
 use limits::MemoryLimiter;
 use std::sync::Arc;
 use std::time::Duration;
 use stdio::CappedPipe;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// Per-call resource limits of a tool.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -81,7 +84,9 @@ pub struct SandboxState {
     wasi: WasiCtx,
     table: ResourceTable,
     http: WasiHttpCtx,
-    hooks: HttpGate,
+    hooks: http::HttpGate,
+    fs: fs::FsGuard,
+    net: net::NetGuard,
     pub limiter: MemoryLimiter,
     pub denials: Denials,
     pub stdout: CappedPipe,
@@ -91,24 +96,39 @@ pub struct SandboxState {
 impl SandboxState {
     /// A fresh sandbox for one call of the tool `plan` describes: no
     /// preopens, no network, no args, empty stdin, and only the plan's env.
-    pub fn new(plan: Arc<SandboxPlan>) -> Self {
+    pub fn new(plan: Arc<SandboxPlan>, resolver: Arc<dyn http::Resolver>) -> wasmtime::Result<Self> {
         let stdout = CappedPipe::new(plan.limits.max_stdout_bytes);
         let stderr = CappedPipe::new(plan.limits.max_stdout_bytes);
+        let denials = Denials::default();
+        let net = net::NetGuard::new(plan.policy.clone(), denials.clone());
         let mut b = WasiCtxBuilder::new();
         b.stdout(stdout.clone()).stderr(stderr.clone());
         b.envs(&plan.process.env);
-        let denials = Denials::default();
-        SandboxState {
+        fs::preopen(&mut b, &plan.policy.mounts)?;
+        net::configure(&mut b, &net);
+        Ok(SandboxState {
             wasi: b.build(),
             table: ResourceTable::new(),
             http: WasiHttpCtx::new(),
-            hooks: HttpGate { denials: denials.clone() },
+            hooks: http::HttpGate::new(plan.policy.clone(), denials.clone(), resolver),
+            fs: fs::FsGuard::new(plan.policy.clone(), denials.clone()),
+            net,
             limiter: MemoryLimiter::new(plan.limits.memory_bytes),
             denials,
             stdout,
             stderr,
             plan,
-        }
+        })
+    }
+
+    fn guarded_fs(&mut self) -> fs::GuardedFs<'_> {
+        let inner = wasmtime_wasi::filesystem::WasiFilesystemCtxView { ctx: self.wasi.filesystem(), table: &mut self.table };
+        fs::GuardedFs::new(inner, &mut self.fs)
+    }
+
+    fn guarded_net(&mut self) -> net::GuardedNet<'_> {
+        let inner = wasmtime_wasi::sockets::WasiSocketsCtxView { ctx: self.wasi.sockets(), table: &mut self.table };
+        net::GuardedNet::new(inner, &self.net)
     }
 }
 
@@ -124,36 +144,13 @@ impl WasiHttpView for SandboxState {
     }
 }
 
-/// Outgoing-HTTP gate: refuses every request (no host is granted).
-struct HttpGate {
-    denials: Denials,
-}
-
-type IoFuture = Box<dyn std::future::Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>;
-
-impl WasiHttpHooks for HttpGate {
-    fn send_request(
-        &mut self,
-        request: http::Request<wasmtime_wasi_http::WasiBody>,
-        _options: Option<wasmtime_wasi_http::RequestOptions>,
-        _fut: IoFuture,
-    ) -> Box<dyn std::future::Future<Output = Result<(http::Response<wasmtime_wasi_http::WasiBody>, IoFuture), wasmtime_wasi_http::Error>> + Send> {
-        self.denials.record(Denial {
-            kind: DenialKind::Http,
-            op: request.method().to_string(),
-            target: request.uri().to_string(),
-            rule: "no allowed_network_hosts".into(),
-            action: "denied",
-        });
-        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
-    }
-}
-
 /// Links WASI 0.2 (every patch version resolves by semver), `wasi:http`
 /// and wasmward's own interfaces.
 pub fn add_to_linker(linker: &mut Linker<SandboxState>) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
+    fs::add_to_linker(linker, SandboxState::guarded_fs)?;
+    net::add_to_linker(linker, SandboxState::guarded_net)?;
     caps::log::add_to_linker::<_, HasSelf<SandboxState>>(linker, |s| s)?;
     caps::process::add_to_linker::<_, HasSelf<SandboxState>>(linker, |s| s)?;
     Ok(())

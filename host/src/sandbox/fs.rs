@@ -1,0 +1,436 @@
+//! `wasi:filesystem`, guarded.
+//!
+//! Mounts are cap-std preopens (read-only or read-write); cap-std refuses to
+//! follow any path out of a preopen. An empty read-only virtual root `/` is
+//! preopened too, so every absolute path the guest uses reaches the host
+//! instead of failing inside the guest's libc unseen.
+//!
+//! Every path-taking `descriptor` method is wrapped: the guest path is
+//! rebuilt from the descriptor it is relative to, checked against the mount
+//! table (outside every mount, write to a read-only mount, `..` climbing
+//! out), and a refusal is recorded as a denial before the guest sees an
+//! error. What cap-std refuses on its own (a symlink out of the mount) is
+//! recorded too. Allowed accesses go to wasmtime-wasi unchanged.
+
+use super::denials::{Denial, Denials};
+use crate::policy::{DenialKind, FsOp, MountMode, MountTable};
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+use wasmtime::component::{HasData, Linker, Resource};
+use wasmtime_wasi::filesystem::{Descriptor, WasiFilesystemCtxView};
+use wasmtime_wasi::p2::bindings::filesystem::{preopens, types};
+use wasmtime_wasi::p2::bindings::filesystem::types::{ErrorCode, HostDescriptor, HostDirectoryEntryStream};
+use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, FsError, FsResult};
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+
+/// The guest path the virtual root is mounted at.
+const ROOT: &str = "/";
+
+/// An empty directory shared by every sandbox as the virtual root.
+fn empty_root() -> std::io::Result<&'static std::path::Path> {
+    static ROOT_DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    if let Some(d) = ROOT_DIR.get() {
+        return Ok(d.path());
+    }
+    let dir = tempfile::Builder::new().prefix("wasmward-empty-root").tempdir()?;
+    Ok(ROOT_DIR.get_or_init(|| dir).path())
+}
+
+/// Preopens the virtual root and every mount of `mounts`.
+pub fn preopen(b: &mut WasiCtxBuilder, mounts: &MountTable) -> wasmtime::Result<()> {
+    b.preopened_dir(empty_root()?, ROOT, FsPerms::ReadOnly)?;
+    for m in mounts.mounts() {
+        let perms = match m.mode {
+            MountMode::Ro => FsPerms::ReadOnly,
+            MountMode::Rw => FsPerms::ReadWrite,
+        };
+        b.preopened_dir(&m.host, &m.guest, perms)?;
+    }
+    Ok(())
+}
+
+/// Per-call state of the guard: the guest path of each open descriptor.
+pub struct FsGuard {
+    policy: Arc<crate::policy::EffectivePolicy>,
+    denials: Denials,
+    paths: HashMap<u32, String>,
+}
+
+impl FsGuard {
+    pub fn new(policy: Arc<crate::policy::EffectivePolicy>, denials: Denials) -> Self {
+        FsGuard { policy, denials, paths: HashMap::new() }
+    }
+
+    /// The guest path `path` names relative to descriptor `fd`.
+    /// `.` components are dropped; `..` stays for the mount check to judge.
+    fn guest_path(&self, fd: u32, path: &str) -> String {
+        let base = self.paths.get(&fd).map_or("/", String::as_str);
+        let mut out = base.trim_end_matches('/').to_string();
+        for part in path.split('/').filter(|p| !p.is_empty() && *p != ".") {
+            out.push('/');
+            out.push_str(part);
+        }
+        if out.is_empty() {
+            out.push('/');
+        }
+        out
+    }
+
+    /// Checks `op` on `path` relative to `fd`; a refusal is recorded and
+    /// becomes the guest's error.
+    fn check(&self, fd: u32, path: &str, op: FsOp) -> FsResult<String> {
+        let guest = self.guest_path(fd, path);
+        let refusal = if path.starts_with('/') {
+            Some(("absolute path in a relative lookup".to_string(), ErrorCode::NotPermitted))
+        } else {
+            match self.policy.mounts.check(&guest, op) {
+                Ok(_) => None,
+                Err(rule) if rule.starts_with("read-only") => Some((rule, ErrorCode::ReadOnly)),
+                Err(rule) => Some((rule, ErrorCode::Access)),
+            }
+        };
+        match refusal {
+            None => Ok(guest),
+            Some((rule, code)) => {
+                self.deny(op, &guest, rule);
+                Err(code.into())
+            }
+        }
+    }
+
+    fn deny(&self, op: FsOp, guest: &str, rule: String) {
+        self.denials.record(Denial {
+            kind: DenialKind::Fs,
+            op: op.as_str().into(),
+            target: guest.to_string(),
+            rule,
+            action: "denied",
+        });
+    }
+
+    /// Records what cap-std refused by itself inside an allowed mount (a
+    /// symlink or `..` leading out of it).
+    fn after<T>(&self, op: FsOp, guest: &str, r: FsResult<T>) -> FsResult<T> {
+        if let Err(e) = &r {
+            if matches!(e.downcast_ref(), Some(ErrorCode::NotPermitted)) {
+                self.deny(op, guest, "path escapes its mount (cap-std refused it)".into());
+            }
+        }
+        r
+    }
+
+    /// A symlink's target, read from the link's directory, must stay in the
+    /// same mount, or the link would point out of the sandbox.
+    fn check_symlink_target(&self, link_guest: &str, target: &str) -> FsResult<()> {
+        let dir = link_guest.rsplit_once('/').map_or("/", |(d, _)| if d.is_empty() { "/" } else { d });
+        let resolved = if target.starts_with('/') { target.to_string() } else { format!("{dir}/{target}") };
+        let same_mount = match (self.policy.mounts.locate(link_guest), self.policy.mounts.locate(&resolved)) {
+            (Ok((a, _)), Ok((b, _))) => a.guest == b.guest,
+            _ => false,
+        };
+        if target.starts_with('/') || !same_mount {
+            self.deny(FsOp::Create, link_guest, format!("symlink target `{target}` leaves its mount"));
+            return Err(ErrorCode::NotPermitted.into());
+        }
+        Ok(())
+    }
+}
+
+/// The filesystem view the guarded bindings see.
+pub struct GuardedFs<'a> {
+    inner: WasiFilesystemCtxView<'a>,
+    guard: &'a mut FsGuard,
+}
+
+impl<'a> GuardedFs<'a> {
+    pub fn new(inner: WasiFilesystemCtxView<'a>, guard: &'a mut FsGuard) -> Self {
+        GuardedFs { inner, guard }
+    }
+}
+
+/// Links the guarded filesystem over wasmtime-wasi's own (shadowing it for
+/// every `wasi:filesystem` 0.2.x the guest imports).
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    getter: fn(&mut T) -> GuardedFs<'_>,
+) -> wasmtime::Result<()> {
+    struct Guarded;
+    impl HasData for Guarded {
+        type Data<'a> = GuardedFs<'a>;
+    }
+    linker.allow_shadowing(true);
+    types::add_to_linker::<T, Guarded>(linker, getter)?;
+    preopens::add_to_linker::<T, Guarded>(linker, getter)?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+fn open_op(oflags: types::OpenFlags, flags: types::DescriptorFlags) -> FsOp {
+    if oflags.contains(types::OpenFlags::CREATE) {
+        FsOp::Create
+    } else if oflags.contains(types::OpenFlags::TRUNCATE)
+        || flags.intersects(types::DescriptorFlags::WRITE | types::DescriptorFlags::MUTATE_DIRECTORY)
+    {
+        FsOp::Write
+    } else {
+        FsOp::Read
+    }
+}
+
+impl preopens::Host for GuardedFs<'_> {
+    fn get_directories(&mut self) -> wasmtime::Result<Vec<(Resource<Descriptor>, String)>> {
+        let dirs = preopens::Host::get_directories(&mut self.inner)?;
+        for (fd, guest) in &dirs {
+            self.guard.paths.insert(fd.rep(), guest.clone());
+        }
+        Ok(dirs)
+    }
+}
+
+impl types::Host for GuardedFs<'_> {
+    fn convert_error_code(&mut self, err: FsError) -> wasmtime::Result<ErrorCode> {
+        types::Host::convert_error_code(&mut self.inner, err)
+    }
+
+    fn filesystem_error_code(&mut self, err: Resource<wasmtime::Error>) -> wasmtime::Result<Option<ErrorCode>> {
+        types::Host::filesystem_error_code(&mut self.inner, err)
+    }
+}
+
+impl HostDirectoryEntryStream for GuardedFs<'_> {
+    async fn read_directory_entry(
+        &mut self,
+        stream: Resource<types::DirectoryEntryStream>,
+    ) -> FsResult<Option<types::DirectoryEntry>> {
+        HostDirectoryEntryStream::read_directory_entry(&mut self.inner, stream).await
+    }
+
+    fn drop(&mut self, stream: Resource<types::DirectoryEntryStream>) -> wasmtime::Result<()> {
+        HostDirectoryEntryStream::drop(&mut self.inner, stream)
+    }
+}
+
+impl HostDescriptor for GuardedFs<'_> {
+    async fn open_at(
+        &mut self,
+        fd: Resource<types::Descriptor>,
+        path_flags: types::PathFlags,
+        path: String,
+        oflags: types::OpenFlags,
+        flags: types::DescriptorFlags,
+    ) -> FsResult<Resource<types::Descriptor>> {
+        let op = open_op(oflags, flags);
+        let guest = self.guard.check(fd.rep(), &path, op)?;
+        let r = HostDescriptor::open_at(&mut self.inner, fd, path_flags, path, oflags, flags).await;
+        let r = self.guard.after(op, &guest, r);
+        if let Ok(new) = &r {
+            self.guard.paths.insert(new.rep(), guest);
+        }
+        r
+    }
+
+    async fn create_directory_at(&mut self, fd: Resource<types::Descriptor>, path: String) -> FsResult<()> {
+        let guest = self.guard.check(fd.rep(), &path, FsOp::Create)?;
+        let r = HostDescriptor::create_directory_at(&mut self.inner, fd, path).await;
+        self.guard.after(FsOp::Create, &guest, r)
+    }
+
+    async fn stat_at(
+        &mut self,
+        fd: Resource<types::Descriptor>,
+        path_flags: types::PathFlags,
+        path: String,
+    ) -> FsResult<types::DescriptorStat> {
+        let guest = self.guard.check(fd.rep(), &path, FsOp::Read)?;
+        let r = HostDescriptor::stat_at(&mut self.inner, fd, path_flags, path).await;
+        self.guard.after(FsOp::Read, &guest, r)
+    }
+
+    async fn set_times_at(
+        &mut self,
+        fd: Resource<types::Descriptor>,
+        path_flags: types::PathFlags,
+        path: String,
+        atim: types::NewTimestamp,
+        mtim: types::NewTimestamp,
+    ) -> FsResult<()> {
+        let guest = self.guard.check(fd.rep(), &path, FsOp::Write)?;
+        let r = HostDescriptor::set_times_at(&mut self.inner, fd, path_flags, path, atim, mtim).await;
+        self.guard.after(FsOp::Write, &guest, r)
+    }
+
+    async fn link_at(
+        &mut self,
+        fd: Resource<types::Descriptor>,
+        old_path_flags: types::PathFlags,
+        old_path: String,
+        new_descriptor: Resource<types::Descriptor>,
+        new_path: String,
+    ) -> FsResult<()> {
+        let old = self.guard.check(fd.rep(), &old_path, FsOp::Read)?;
+        let new = self.guard.check(new_descriptor.rep(), &new_path, FsOp::Create)?;
+        if self.guard.policy.mounts.locate(&old).map(|(m, _)| m.guest.clone()) != self.guard.policy.mounts.locate(&new).map(|(m, _)| m.guest.clone()) {
+            self.guard.deny(FsOp::Create, &new, format!("hard link to `{old}` crosses mounts"));
+            return Err(ErrorCode::NotPermitted.into());
+        }
+        let r = HostDescriptor::link_at(&mut self.inner, fd, old_path_flags, old_path, new_descriptor, new_path).await;
+        self.guard.after(FsOp::Create, &new, r)
+    }
+
+    async fn readlink_at(&mut self, fd: Resource<types::Descriptor>, path: String) -> FsResult<String> {
+        let guest = self.guard.check(fd.rep(), &path, FsOp::Read)?;
+        let r = HostDescriptor::readlink_at(&mut self.inner, fd, path).await;
+        self.guard.after(FsOp::Read, &guest, r)
+    }
+
+    async fn remove_directory_at(&mut self, fd: Resource<types::Descriptor>, path: String) -> FsResult<()> {
+        let guest = self.guard.check(fd.rep(), &path, FsOp::Remove)?;
+        let r = HostDescriptor::remove_directory_at(&mut self.inner, fd, path).await;
+        self.guard.after(FsOp::Remove, &guest, r)
+    }
+
+    async fn rename_at(
+        &mut self,
+        fd: Resource<types::Descriptor>,
+        old_path: String,
+        new_fd: Resource<types::Descriptor>,
+        new_path: String,
+    ) -> FsResult<()> {
+        self.guard.check(fd.rep(), &old_path, FsOp::Remove)?;
+        let new = self.guard.check(new_fd.rep(), &new_path, FsOp::Create)?;
+        let r = HostDescriptor::rename_at(&mut self.inner, fd, old_path, new_fd, new_path).await;
+        self.guard.after(FsOp::Create, &new, r)
+    }
+
+    async fn symlink_at(&mut self, fd: Resource<types::Descriptor>, src_path: String, dest_path: String) -> FsResult<()> {
+        let link = self.guard.check(fd.rep(), &dest_path, FsOp::Create)?;
+        self.guard.check_symlink_target(&link, &src_path)?;
+        let r = HostDescriptor::symlink_at(&mut self.inner, fd, src_path, dest_path).await;
+        self.guard.after(FsOp::Create, &link, r)
+    }
+
+    async fn unlink_file_at(&mut self, fd: Resource<types::Descriptor>, path: String) -> FsResult<()> {
+        let guest = self.guard.check(fd.rep(), &path, FsOp::Remove)?;
+        let r = HostDescriptor::unlink_file_at(&mut self.inner, fd, path).await;
+        self.guard.after(FsOp::Remove, &guest, r)
+    }
+
+    async fn metadata_hash_at(
+        &mut self,
+        fd: Resource<types::Descriptor>,
+        path_flags: types::PathFlags,
+        path: String,
+    ) -> FsResult<types::MetadataHashValue> {
+        let guest = self.guard.check(fd.rep(), &path, FsOp::Read)?;
+        let r = HostDescriptor::metadata_hash_at(&mut self.inner, fd, path_flags, path).await;
+        self.guard.after(FsOp::Read, &guest, r)
+    }
+
+    fn drop(&mut self, fd: Resource<types::Descriptor>) -> wasmtime::Result<()> {
+        self.guard.paths.remove(&fd.rep());
+        HostDescriptor::drop(&mut self.inner, fd)
+    }
+
+    // Descriptor methods without a path act on something already opened
+    // through the checks above; they pass through.
+
+    async fn advise(
+        &mut self,
+        fd: Resource<types::Descriptor>,
+        offset: types::Filesize,
+        len: types::Filesize,
+        advice: types::Advice,
+    ) -> FsResult<()> {
+        HostDescriptor::advise(&mut self.inner, fd, offset, len, advice).await
+    }
+
+    async fn sync_data(&mut self, fd: Resource<types::Descriptor>) -> FsResult<()> {
+        HostDescriptor::sync_data(&mut self.inner, fd).await
+    }
+
+    async fn get_flags(&mut self, fd: Resource<types::Descriptor>) -> FsResult<types::DescriptorFlags> {
+        HostDescriptor::get_flags(&mut self.inner, fd).await
+    }
+
+    async fn get_type(&mut self, fd: Resource<types::Descriptor>) -> FsResult<types::DescriptorType> {
+        HostDescriptor::get_type(&mut self.inner, fd).await
+    }
+
+    async fn set_size(&mut self, fd: Resource<types::Descriptor>, size: types::Filesize) -> FsResult<()> {
+        HostDescriptor::set_size(&mut self.inner, fd, size).await
+    }
+
+    async fn set_times(
+        &mut self,
+        fd: Resource<types::Descriptor>,
+        atim: types::NewTimestamp,
+        mtim: types::NewTimestamp,
+    ) -> FsResult<()> {
+        HostDescriptor::set_times(&mut self.inner, fd, atim, mtim).await
+    }
+
+    async fn read(
+        &mut self,
+        fd: Resource<types::Descriptor>,
+        len: types::Filesize,
+        offset: types::Filesize,
+    ) -> FsResult<(Vec<u8>, bool)> {
+        HostDescriptor::read(&mut self.inner, fd, len, offset).await
+    }
+
+    async fn write(
+        &mut self,
+        fd: Resource<types::Descriptor>,
+        buf: Vec<u8>,
+        offset: types::Filesize,
+    ) -> FsResult<types::Filesize> {
+        HostDescriptor::write(&mut self.inner, fd, buf, offset).await
+    }
+
+    async fn read_directory(
+        &mut self,
+        fd: Resource<types::Descriptor>,
+    ) -> FsResult<Resource<types::DirectoryEntryStream>> {
+        HostDescriptor::read_directory(&mut self.inner, fd).await
+    }
+
+    async fn sync(&mut self, fd: Resource<types::Descriptor>) -> FsResult<()> {
+        HostDescriptor::sync(&mut self.inner, fd).await
+    }
+
+    async fn stat(&mut self, fd: Resource<types::Descriptor>) -> FsResult<types::DescriptorStat> {
+        HostDescriptor::stat(&mut self.inner, fd).await
+    }
+
+    fn read_via_stream(
+        &mut self,
+        fd: Resource<types::Descriptor>,
+        offset: types::Filesize,
+    ) -> FsResult<Resource<DynInputStream>> {
+        HostDescriptor::read_via_stream(&mut self.inner, fd, offset)
+    }
+
+    fn write_via_stream(
+        &mut self,
+        fd: Resource<types::Descriptor>,
+        offset: types::Filesize,
+    ) -> FsResult<Resource<DynOutputStream>> {
+        HostDescriptor::write_via_stream(&mut self.inner, fd, offset)
+    }
+
+    fn append_via_stream(&mut self, fd: Resource<types::Descriptor>) -> FsResult<Resource<DynOutputStream>> {
+        HostDescriptor::append_via_stream(&mut self.inner, fd)
+    }
+
+    async fn is_same_object(
+        &mut self,
+        a: Resource<types::Descriptor>,
+        b: Resource<types::Descriptor>,
+    ) -> wasmtime::Result<bool> {
+        HostDescriptor::is_same_object(&mut self.inner, a, b).await
+    }
+
+    async fn metadata_hash(&mut self, fd: Resource<types::Descriptor>) -> FsResult<types::MetadataHashValue> {
+        HostDescriptor::metadata_hash(&mut self.inner, fd).await
+    }
+}
