@@ -129,7 +129,7 @@ pub fn json_to_val(v: &Value, ty: &WitType, path: &str) -> Result<Val, ConvertEr
             };
             if *ty == WitType::F32 {
                 if f.is_finite() && f.abs() > f32::MAX as f64 {
-                    return err(path, format!("expected number within f32 range, got {f}"));
+                    return err(path, format!("expected number within f32 range, got {}", got(v)));
                 }
                 Val::Float32(f as f32)
             } else {
@@ -432,7 +432,7 @@ mod tests {
             (U64, json!("5"), "args.x: expected integer 0..=18446744073709551615 (u64), got \"5\""),
             (S32, json!(null), "args.x: expected integer -2147483648..=2147483647 (s32), got null"),
             (Bool, json!("true"), "args.x: expected boolean, got \"true\""),
-            (F32, json!(1e300), "args.x: expected number within f32 range, got 1e300"),
+            (F32, json!(1e300), "args.x: expected number within f32 range, got 1e+300"),
             (F64, json!("nan"), "args.x: expected number, got \"nan\""),
             (Char, json!("ab"), "args.x: expected a one-character string (char), got \"ab\""),
             (Char, json!(""), "args.x: expected a one-character string (char), got \"\""),
