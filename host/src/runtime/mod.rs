@@ -282,8 +282,36 @@ fn classify_trap(e: &wasmtime::Error, limits: &sandbox::Limits, refused: Option<
         None => format!("{e}"),
     };
     // A Rust guest's panic message is on its stderr; it explains the trap.
-    if let Some(line) = stderr.lines().rev().find(|l| l.contains("panicked at")).or_else(|| stderr.lines().last()) {
-        message.push_str(&format!(" (guest stderr: {})", line.chars().take(500).collect::<String>()));
+    if let Some(why) = guest_panic(stderr) {
+        message.push_str(&format!(" (guest {why})"));
     }
     CallError::Trap { message }
+}
+
+/// The panic report on a guest's stderr: the `panicked at` line and the
+/// message line after it, or else the last line.
+fn guest_panic(stderr: &str) -> Option<String> {
+    let lines: Vec<&str> = stderr.lines().collect();
+    let text = match lines.iter().rposition(|l| l.contains("panicked at")) {
+        Some(i) => lines[i..lines.len().min(i + 2)].join(" "),
+        None => lines.iter().rev().find(|l| !l.trim().is_empty())?.to_string(),
+    };
+    Some(text.chars().take(500).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::guest_panic;
+
+    #[test]
+    fn panic_reports_keep_the_message_line() {
+        let cases = [
+            ("thread '<unnamed>' (1) panicked at src/lib.rs:69:9:\nboom\nnote: run with `RUST_BACKTRACE=1`\n", Some("thread '<unnamed>' (1) panicked at src/lib.rs:69:9: boom")),
+            ("some output\nlast words\n", Some("last words")),
+            ("", None),
+        ];
+        for (stderr, want) in cases {
+            assert_eq!(guest_panic(stderr).as_deref(), want);
+        }
+    }
 }

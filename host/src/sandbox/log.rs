@@ -7,6 +7,8 @@ use super::SandboxState;
 /// Longest message or field kept; a guest cannot flood the host log.
 const MAX_LOG_CHARS: usize = 4096;
 const MAX_FIELDS: usize = 32;
+/// Lines one call may log; the rest are counted, not written.
+const MAX_LINES_PER_CALL: u32 = 1000;
 
 fn clip(s: &str) -> &str {
     match s.char_indices().nth(MAX_LOG_CHARS) {
@@ -17,6 +19,13 @@ fn clip(s: &str) -> &str {
 
 impl Host for SandboxState {
     async fn log(&mut self, lvl: Level, message: String, fields: Vec<(String, String)>) {
+        self.log_lines = self.log_lines.saturating_add(1);
+        if self.log_lines > MAX_LINES_PER_CALL {
+            if self.log_lines == MAX_LINES_PER_CALL + 1 {
+                tracing::warn!(target: "wasmward::guest", tool = %self.plan.tool, "guest log limit of {MAX_LINES_PER_CALL} lines per call reached; dropping the rest");
+            }
+            return;
+        }
         let fields: Vec<String> = fields
             .iter()
             .take(MAX_FIELDS)

@@ -26,6 +26,9 @@ use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+/// Resources (files, sockets, streams, ...) one call may hold at once.
+pub const MAX_RESOURCES: usize = 4096;
+
 /// Per-call resource limits of a tool.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Limits {
@@ -91,6 +94,8 @@ pub struct SandboxState {
     pub denials: Denials,
     pub stdout: CappedPipe,
     pub stderr: CappedPipe,
+    /// Guest log lines emitted so far (capped per call).
+    pub(crate) log_lines: u32,
 }
 
 impl SandboxState {
@@ -108,7 +113,13 @@ impl SandboxState {
         net::configure(&mut b, &net);
         Ok(SandboxState {
             wasi: b.build(),
-            table: ResourceTable::new(),
+            table: {
+                // Every open file, socket and stream is a table entry; a cap
+                // keeps one call from exhausting the host's descriptors.
+                let mut t = ResourceTable::new();
+                t.set_max_capacity(MAX_RESOURCES);
+                t
+            },
             http: WasiHttpCtx::new(),
             hooks: http::HttpGate::new(plan.policy.clone(), denials.clone(), resolver),
             fs: fs::FsGuard::new(plan.policy.clone(), denials.clone()),
@@ -118,6 +129,7 @@ impl SandboxState {
             stdout,
             stderr,
             plan,
+            log_lines: 0,
         })
     }
 
