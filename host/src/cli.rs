@@ -149,7 +149,7 @@ fn report_call(record: CallRecord) -> Result<(), Failure> {
         }
     }
     for d in &record.denials {
-        eprintln!("{} {} {} {}: {}", d.action, d.kind.as_str(), d.op, d.target, d.rule);
+        eprintln!("{d}");
     }
     match record.outcome {
         Ok(v) => {

@@ -22,7 +22,6 @@ pub mod process;
 pub mod spec;
 mod warnings;
 
-use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
@@ -108,59 +107,6 @@ impl DenialKind {
     }
 }
 
-/// One refused capability use, ready to become an audit `denial` event.
-///
-/// ```ignore
-/// let d = Denial::fs(FsOp::Write, "/data/x", "read-only mount /data");
-/// assert_eq!(d.to_string(), "fs write /data/x: read-only mount /data");
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Denial {
-    /// Capability.
-    pub kind: DenialKind,
-    /// Operation, where the kind has several (`read`, `connect`, `bind`...).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub op: Option<String>,
-    /// What was reached for: guest path, `host:port`, IP, program, import.
-    pub target: String,
-    /// Why it was refused: the rule or range (`outside every mount`,
-    /// `loopback 127.0.0.0/8`, `not on subprocess_allowlist`).
-    pub rule: String,
-}
-
-impl Denial {
-    /// A denial without an operation.
-    pub fn new(kind: DenialKind, target: impl Into<String>, rule: impl Into<String>) -> Denial {
-        Denial {
-            kind,
-            op: None,
-            target: target.into(),
-            rule: rule.into(),
-        }
-    }
-
-    /// A filesystem denial.
-    pub fn fs(op: FsOp, guest_path: impl Into<String>, rule: impl Into<String>) -> Denial {
-        Denial::new(DenialKind::Fs, guest_path, rule).with_op(op.as_str())
-    }
-
-    /// Sets the operation.
-    pub fn with_op(mut self, op: impl Into<String>) -> Denial {
-        self.op = Some(op.into());
-        self
-    }
-}
-
-impl fmt::Display for Denial {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.kind.as_str())?;
-        if let Some(op) = &self.op {
-            write!(f, " {op}")?;
-        }
-        write!(f, " {}: {}", self.target, self.rule)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,33 +145,5 @@ mod tests {
         for &(configured, kind, want) in ACTIONS {
             assert_eq!(configured.for_kind(kind), want, "{configured:?} {kind:?}");
         }
-    }
-
-    #[test]
-    fn denial_display_and_json() {
-        let cases = [
-            (
-                Denial::fs(FsOp::Write, "/data/x", "read-only mount /data"),
-                "fs write /data/x: read-only mount /data",
-            ),
-            (
-                Denial::new(DenialKind::Net, "127.0.0.1:80", "loopback 127.0.0.0/8")
-                    .with_op("connect"),
-                "net connect 127.0.0.1:80: loopback 127.0.0.0/8",
-            ),
-            (
-                Denial::new(DenialKind::Import, "wasi:sockets/tcp@0.2.6", "blocked"),
-                "import wasi:sockets/tcp@0.2.6: blocked",
-            ),
-        ];
-        for (d, want) in cases {
-            assert_eq!(d.to_string(), want);
-        }
-        let json =
-            serde_json::to_string(&Denial::fs(FsOp::Read, "/etc", "outside every mount")).unwrap();
-        assert_eq!(
-            json,
-            r#"{"kind":"fs","op":"read","target":"/etc","rule":"outside every mount"}"#
-        );
     }
 }

@@ -19,6 +19,13 @@ pub struct Denial {
     pub action: &'static str,
 }
 
+impl std::fmt::Display for Denial {
+    /// `denied fs write /data/x: read-only mount /data`
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} {} {}: {}", self.action, self.kind.as_str(), self.op, self.target, self.rule)
+    }
+}
+
 /// Shared per-call list of denials; cheap to clone into host closures.
 #[derive(Debug, Clone, Default)]
 pub struct Denials(Arc<Mutex<Vec<Denial>>>);
