@@ -18,11 +18,16 @@ use super::redact::Redactor;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Durability {
-    /// After the batch holding the events is committed (fsynced, WAL
-    /// `synchronous=FULL`) and the head checkpoint written: a call that
-    /// replied survives a crash or power loss.
+    /// After the batch holding the events is committed to the WAL and the
+    /// head checkpoint written (`synchronous=NORMAL`): a call that replied
+    /// survives a crash or SIGKILL of the host; an OS crash or power loss
+    /// may lose the last batches. Group commit keeps this off the hot path.
     #[default]
     Commit,
+    /// Like `commit`, and the WAL is fsynced before `record` resolves
+    /// (`synchronous=FULL`): a call that replied survives power loss too,
+    /// at the price of one fsync per batch on the call's latency.
+    Fsync,
     /// After the events are queued (`synchronous=NORMAL`): survives a host
     /// crash once committed, but the last batches may be lost on power loss.
     Async,

@@ -4,9 +4,10 @@
 //! the canonical JSON of the event including `seq` and `ts_ms`, and
 //! `prev_hash` is row `n-1`'s hash (or the prune anchor's, or [`GENESIS`]).
 //!
-//! Durability: WAL with `synchronous=FULL` under `durability = "commit"` (a
+//! Durability: WAL with `synchronous=FULL` under `durability = "fsync"` (a
 //! commit is fsynced before `record` resolves; group commit amortises the
-//! fsync over the batch) and `synchronous=NORMAL` under `"async"`.
+//! fsync over the batch) and `synchronous=NORMAL` under `"commit"` (the
+//! commit is in the WAL file, safe from a process crash) and `"async"`.
 //!
 //! The head checkpoint `<db>.head` (`{"seq","hash","mac"}`) is rewritten
 //! atomically after every commit. It may lag the database by one batch after
@@ -245,8 +246,8 @@ impl Store {
             )));
         }
         let sync = match durability {
-            Durability::Commit => "FULL",
-            Durability::Async => "NORMAL",
+            Durability::Fsync => "FULL",
+            Durability::Commit | Durability::Async => "NORMAL",
         };
         conn.pragma_update(None, "synchronous", sync)?;
         conn.execute_batch(SCHEMA)?;

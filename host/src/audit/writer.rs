@@ -153,7 +153,7 @@ impl AuditLog {
             })
             .collect();
         let (ack, done) = match inner.durability {
-            Durability::Commit => {
+            Durability::Commit | Durability::Fsync => {
                 let (a, d) = oneshot::channel();
                 (Some(a), Some(d))
             }
