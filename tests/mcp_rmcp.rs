@@ -80,8 +80,8 @@ async fn stdio_session_lists_calls_errors_and_survives_fake_jsonrpc() {
         ("nope.x", json!({}), "unknown_tool: "),
         ("text.analysis.parse-int", json!({"s": "x"}), "tool_error: "),
         ("hostile.loop-forever", json!({}), "forbidden: "),
-        // A policy denial inside the sandbox: the file system is not granted.
-        ("hostile.caps.read-file", json!({"path": "/etc/passwd"}), "tool_error: "),
+        // A policy denial inside the sandbox: no process capability granted.
+        ("hostile.caps.spawn", json!({"program": "ls", "args": []}), "tool_error: "),
     ];
     for (name, args, prefix) in cases {
         let r = call(&client, name, args.clone()).await;
@@ -100,7 +100,7 @@ async fn stdio_session_lists_calls_errors_and_survives_fake_jsonrpc() {
         assert_eq!(text(&r), "Hello, again!");
     }
     client.cancel().await.unwrap();
-    let denials = cfg.audit_events().into_iter().filter(|e| e["kind"] == "denial" && e["function"] == "hostile.caps.read-file").count();
+    let denials = cfg.audit_events().into_iter().filter(|e| e["kind"] == "denial" && e["function"] == "hostile.caps.spawn" && e["rule"] == "allow_subprocess is false").count();
     assert!(denials >= 1, "the sandbox denial is audited");
 }
 

@@ -69,8 +69,8 @@ async def session_checks(session, args, list_changed):
     r = await session.call_tool("hostile.loop-forever", {})
     check(r.is_error and text_of(r).startswith("forbidden: "), "gate denial (denied_tools)", text_of(r))
 
-    r = await session.call_tool("hostile.caps.read-file", {"path": "/etc/passwd"})
-    check(r.is_error and "root:" not in text_of(r), "sandbox denial: no file system granted", text_of(r))
+    r = await session.call_tool("hostile.caps.spawn", {"program": "ls", "args": []})
+    check(r.is_error and "allow_subprocess is false" in text_of(r), "sandbox denial: no process capability granted", text_of(r))
 
     for i in range(3):
         r = await session.call_tool("hostile.fake-jsonrpc", {})

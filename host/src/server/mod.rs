@@ -146,11 +146,21 @@ impl Server {
         }
     }
 
+    /// The metrics label for a requested name: the name if it is a loaded
+    /// function, else `<unknown>`, so callers cannot mint label values.
+    pub fn metric_label(&self, name: &str) -> String {
+        let tool = name.split_once('.').map_or(name, |(t, _)| t);
+        match self.host.tools().get(tool) {
+            Some(t) if t.loaded.functions.iter().any(|f| f.name == name) => name.to_string(),
+            _ => "<unknown>".to_string(),
+        }
+    }
+
     /// Records a refusal in the audit log and metrics, and returns it as
     /// the caller's error.
     pub async fn refuse(&self, r: &Refusal, tool: &str, caller: &str) -> ApiError {
         tracing::info!(tool, caller, stage = r.stage.as_str(), reason = %r.message, "gate refused a request");
-        self.metrics.record_refusal(tool, r.stage.as_str());
+        self.metrics.record_refusal(&self.metric_label(tool), r.stage.as_str());
         self.audit_gate(r.event(tool, caller)).await;
         ApiError::from(r)
     }
@@ -170,7 +180,8 @@ impl Server {
         let started = Instant::now();
         let record = self.host.call(name, args, &who).await;
         let outcome = record.outcome.as_ref().map_or_else(|e| e.code(), |_| "ok");
-        self.metrics.record_call(name, outcome, started.elapsed(), record.denials.iter().map(|d| d.kind.as_str()));
+        let label = if record.outcome.is_ok() { name.to_string() } else { self.metric_label(name) };
+        self.metrics.record_call(&label, outcome, started.elapsed(), record.denials.iter().map(|d| d.kind.as_str()));
         if !record.stdout.is_empty() || !record.stderr.is_empty() {
             tracing::debug!(tool = name, stdout = %record.stdout, stderr = %record.stderr, "guest output");
         }
