@@ -21,7 +21,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_wasmward");
+/// The `wasmward` binary: `WASMWARD_BIN`, else the one cargo built.
+fn bin() -> String {
+    std::env::var("WASMWARD_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_wasmward").to_string())
+}
 const WARMUP: usize = 300;
 const CALLS: usize = 3000;
 const HTTP_CONCURRENCY: usize = 32;
@@ -113,7 +116,7 @@ fn write_config(dir: &Path, durability: &str) -> PathBuf {
 /// `wasmward serve` on a free port; returns the child and its base URL.
 fn start_http(cfg: &Path) -> (std::process::Child, String) {
     use std::io::{BufRead, BufReader};
-    let mut child = std::process::Command::new(BIN)
+    let mut child = std::process::Command::new(bin())
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(cfg)
         .stderr(std::process::Stdio::piped())
@@ -123,7 +126,7 @@ fn start_http(cfg: &Path) -> (std::process::Child, String) {
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let base = loop {
         let line = lines.next().expect("server exited before listening").unwrap();
-        if let Some(rest) = line.split("listening on ").nth(1) {
+        if let Some(rest) = line.split("listening on http://").nth(1) {
             break rest.split_whitespace().next().unwrap().to_string();
         }
     };
@@ -176,7 +179,7 @@ fn main() {
     let modes = ["async", "commit"];
     let cfgs: Vec<PathBuf> = modes.iter().map(|d| write_config(dir.path(), d)).collect();
     // Compile once so the runs below load from the cache.
-    let st = std::process::Command::new(BIN).args(["check", "--config"]).arg(&cfgs[0]).stdout(std::process::Stdio::null()).status().unwrap();
+    let st = std::process::Command::new(bin()).args(["check", "--config"]).arg(&cfgs[0]).stdout(std::process::Stdio::null()).status().unwrap();
     assert!(st.success(), "wasmward check failed");
 
     let echo = || {
@@ -185,7 +188,7 @@ fn main() {
         c
     };
     let ww = |cfg: &Path| {
-        let mut c = tokio::process::Command::new(BIN);
+        let mut c = tokio::process::Command::new(bin());
         c.args(["serve", "--stdio", "--config"]).arg(cfg);
         c
     };
@@ -208,7 +211,7 @@ fn main() {
 
     let mut http = Vec::new();
     for cfg in &cfgs {
-        let out = std::process::Command::new(BIN).args(["token", "issue", "--name", "bench", "--config"]).arg(cfg).output().unwrap();
+        let out = std::process::Command::new(bin()).args(["token", "issue", "--name", "bench", "--config"]).arg(cfg).output().unwrap();
         assert!(out.status.success());
         let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
         let (mut child, url) = start_http(cfg);
