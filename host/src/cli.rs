@@ -58,6 +58,30 @@ pub enum Command {
         #[command(subcommand)]
         action: crate::audit_cli::AuditAction,
     },
+    /// Serve tools over MCP (stdio, or streamable HTTP at /mcp) and the HTTP API.
+    Serve {
+        #[arg(long, default_value = "wasmward.toml")]
+        config: PathBuf,
+        /// MCP on stdin/stdout for a parent process (no HTTP unless --listen).
+        #[arg(long)]
+        stdio: bool,
+        /// HTTP address (default: [server] listen).
+        #[arg(long)]
+        listen: Option<String>,
+        /// Scope the stdio caller with a token.
+        #[arg(long, env = "WASMWARD_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
+    /// Issue, revoke or list bearer tokens.
+    Token {
+        #[command(subcommand)]
+        action: crate::server::cli::TokenAction,
+    },
+    /// Decide calls waiting for approval on a running server.
+    Approve {
+        #[command(subcommand)]
+        action: crate::server::cli::ApproveAction,
+    },
     /// Scaffold a new tool crate.
     New {
         name: String,
@@ -100,6 +124,11 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Inspect { file, json } => inspect(&file, json),
         Command::Check { config } => check(&config).await,
         Command::Audit { action } => crate::audit_cli::run(action).await,
+        Command::Serve { config, stdio, listen, token } => {
+            crate::server::run::serve(crate::server::run::ServeOptions { config, stdio, listen, token }).await
+        }
+        Command::Token { action } => crate::server::cli::token(action),
+        Command::Approve { action } => crate::server::cli::approve(action).await,
         Command::New { name, lang, dir } => crate::scaffold::new_tool(&name, lang, dir.as_deref()).map_err(usage),
     };
     match result {

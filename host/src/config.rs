@@ -27,6 +27,8 @@ pub struct Config {
     #[serde(default)]
     pub audit: AuditConfig,
     #[serde(default)]
+    pub gate: crate::gate::GateConfig,
+    #[serde(default)]
     pub defaults: Defaults,
     #[serde(default, rename = "tool")]
     pub tools: Vec<ToolConfig>,
@@ -43,12 +45,60 @@ pub struct ServerConfig {
     /// Address for MCP at /mcp and the HTTP API.
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// Browser origins allowed by CORS (and as MCP `Origin`s); none by default.
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
+    /// Refuse requests whose `X-Forwarded-Proto` is not `https` (403).
+    #[serde(default)]
+    pub require_https: bool,
+    /// Largest request body, enforced while streaming (chunked too).
+    #[serde(default = "default_max_body")]
+    pub max_request_body_bytes: usize,
+    /// Concurrent MCP streamable-HTTP sessions; more get 503.
+    #[serde(default = "default_max_sessions")]
+    pub max_sessions: usize,
+    /// `Host` header values accepted (DNS-rebinding protection); a name
+    /// without a port matches any port.
+    #[serde(default = "default_allowed_hosts")]
+    pub allowed_hosts: Vec<String>,
+    /// `Origin`s accepted on /mcp besides `cors_origins`; a request with any
+    /// other `Origin` is refused (403). Requests without `Origin` pass.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// How long shutdown waits for calls in flight.
+    #[serde(default = "default_shutdown_grace_ms")]
+    pub shutdown_grace_ms: u64,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { listen: default_listen() }
+        ServerConfig {
+            listen: default_listen(),
+            cors_origins: Vec::new(),
+            require_https: false,
+            max_request_body_bytes: default_max_body(),
+            max_sessions: default_max_sessions(),
+            allowed_hosts: default_allowed_hosts(),
+            allowed_origins: Vec::new(),
+            shutdown_grace_ms: default_shutdown_grace_ms(),
+        }
     }
+}
+
+fn default_max_body() -> usize {
+    1 << 20
+}
+
+fn default_max_sessions() -> usize {
+    64
+}
+
+fn default_allowed_hosts() -> Vec<String> {
+    vec!["localhost".into(), "127.0.0.1".into(), "::1".into()]
+}
+
+fn default_shutdown_grace_ms() -> u64 {
+    30_000
 }
 
 fn default_listen() -> String {
@@ -137,6 +187,9 @@ pub struct ToolConfig {
     pub limits: LimitsConfig,
     /// The operator's ceiling for every tool.
     pub policy: Option<PolicySpec>,
+    /// Calls wait as pending until an operator allows them (`wasmward approve`).
+    #[serde(default)]
+    pub require_approval: bool,
 }
 
 impl Config {
@@ -178,6 +231,8 @@ impl Config {
         }
         self.defaults.limits.resolve(&LimitsConfig::default(), "defaults.limits")?;
         self.audit.validate().map_err(|e| format!("[audit]: {e}"))?;
+        crate::server::validate_server_config(&self.server)?;
+        self.gate.validate()?;
         if self.runtime.max_concurrent_calls == 0 || self.runtime.max_concurrent_calls > 4096 {
             return Err(format!("runtime.max_concurrent_calls = {} is out of range; use 1..=4096", self.runtime.max_concurrent_calls));
         }

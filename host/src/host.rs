@@ -277,6 +277,7 @@ pub async fn host_for_file(path: &Path, cfg: &Config) -> anyhow::Result<(Host, S
         description: None,
         limits: Default::default(),
         policy: None,
+        require_approval: false,
     }];
     Ok((Host::open(one).await?, name))
 }

@@ -8,6 +8,7 @@
 pub mod component;
 pub mod config;
 pub mod error;
+pub mod gate;
 pub mod host;
 pub mod policy;
 pub mod runtime;
@@ -16,6 +17,7 @@ pub mod audit_cli;
 pub mod cli;
 pub mod sandbox;
 pub mod scaffold;
+pub mod server;
 
 pub use error::CallError;
 pub use runtime::{CallRecord, Runtime, RuntimeOptions};

@@ -121,6 +121,11 @@ impl AuditLog {
         self.inner.as_deref().map(|i| i.path.as_path())
     }
 
+    /// Batches waiting for the writer (0 when disabled); for metrics.
+    pub fn queue_depth(&self) -> usize {
+        self.inner.as_deref().map_or(0, |i| i.tx.max_capacity() - i.tx.capacity())
+    }
+
     /// Records one call's events under a fresh call id; see [`AuditLog::record_with_id`].
     pub async fn record(&self, events: Vec<AuditEvent>) -> Result<()> {
         self.record_with_id(&new_call_id(), events).await

@@ -1,0 +1,355 @@
+//! The HTTP side: the JSON API under `/v1`, MCP streamable HTTP at `/mcp`,
+//! `/healthz` and `/metrics`, behind Host validation (DNS rebinding),
+//! `require_https`, CORS, bearer tokens and body limits.
+
+use super::{ApiError, Server, ToolView};
+use crate::config::ServerConfig;
+use crate::gate::{self, Caller};
+use axum::body::Body;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub server: Arc<Server>,
+    pub cfg: Arc<ServerConfig>,
+    sessions: Arc<LocalSessionManager>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = (self.status, Json(self.body())).into_response();
+        if let Some(d) = self.retry_after {
+            if let Ok(v) = HeaderValue::from_str(&gate::rate::retry_after_secs(d).to_string()) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        r
+    }
+}
+
+/// The whole HTTP application. `ct` stops MCP sessions on shutdown.
+pub fn router(server: Arc<Server>, cfg: ServerConfig, ct: CancellationToken) -> Router {
+    let sessions = Arc::new(LocalSessionManager::default());
+    let origins: Vec<String> = cfg.cors_origins.iter().chain(&cfg.allowed_origins).cloned().collect();
+    let mut mcp_cfg = StreamableHttpServerConfig::default()
+        .with_cancellation_token(ct)
+        .with_max_request_body_bytes(cfg.max_request_body_bytes)
+        .with_allowed_origins(origins)
+        .enforce_origin_validation();
+    mcp_cfg = if cfg.allowed_hosts.is_empty() { mcp_cfg.disable_allowed_hosts() } else { mcp_cfg.with_allowed_hosts(cfg.allowed_hosts.clone()) };
+    let factory_server = server.clone();
+    let mcp = StreamableHttpService::new(
+        move || Ok(super::mcp::McpHandler::new(factory_server.clone(), super::mcp::Mode::Http)),
+        sessions.clone(),
+        mcp_cfg,
+    );
+    let state = AppState { server, cfg: Arc::new(cfg), sessions };
+
+    let authed = Router::new()
+        .route("/v1/tools", get(list_tools))
+        .route("/v1/tools/{name}/call", post(call_tool))
+        .route("/v1/admin/approvals", get(list_approvals))
+        .route("/v1/admin/approvals/{id}/{decision}", post(decide_approval))
+        .nest_service("/mcp", mcp)
+        .layer(middleware::from_fn_with_state(state.clone(), limit_sessions))
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    let mut app = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .merge(authed)
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), require_https))
+        .layer(middleware::from_fn_with_state(state.clone(), check_host));
+    if !state.cfg.cors_origins.is_empty() {
+        let origins: Vec<HeaderValue> = state.cfg.cors_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+        let cors = tower_http::cors::CorsLayer::new()
+            .allow_origin(origins)
+            .allow_methods([Method::GET, Method::POST, Method::DELETE])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::HeaderName::from_static("mcp-session-id"),
+                header::HeaderName::from_static("mcp-protocol-version"),
+                header::HeaderName::from_static("last-event-id"),
+            ])
+            .expose_headers([header::HeaderName::from_static("mcp-session-id"), header::RETRY_AFTER]);
+        app = app.layer(cors);
+    }
+    app.with_state(state)
+}
+
+/// DNS-rebinding protection: the `Host` must be one the operator listed.
+async fn check_host(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    if st.cfg.allowed_hosts.is_empty() {
+        return next.run(req).await;
+    }
+    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_string).or_else(|| req.uri().authority().map(|a| a.to_string()));
+    match host {
+        Some(h) if host_allowed(&st.cfg.allowed_hosts, &h) => next.run(req).await,
+        other => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "host_not_allowed",
+            format!("Host {:?} is not in [server] allowed_hosts; add it there to serve this name", other.unwrap_or_default()),
+        )
+        .into_response(),
+    }
+}
+
+/// `host` (`name`, `name:port`, `[v6]:port`) against the allowed list: an
+/// entry without a port matches any port.
+pub fn host_allowed(allowed: &[String], host: &str) -> bool {
+    let host = host.trim().to_ascii_lowercase();
+    let (name, port) = split_host(&host);
+    allowed.iter().any(|a| {
+        let a = a.to_ascii_lowercase();
+        let (an, ap) = split_host(&a);
+        an == name && (ap.is_none() || ap == port)
+    })
+}
+
+fn split_host(h: &str) -> (&str, Option<&str>) {
+    if let Some(rest) = h.strip_prefix('[') {
+        return match rest.split_once(']') {
+            Some((name, tail)) => (name, tail.strip_prefix(':')),
+            None => (h, None),
+        };
+    }
+    match h.rsplit_once(':') {
+        Some((name, port)) if !name.contains(':') => (name, Some(port)),
+        _ => (h, None),
+    }
+}
+
+async fn require_https(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    if st.cfg.require_https && req.uri().path() != "/healthz" {
+        let proto = req.headers().get("x-forwarded-proto").and_then(|v| v.to_str().ok()).unwrap_or("");
+        if !proto.eq_ignore_ascii_case("https") {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "https_required",
+                "this server requires HTTPS ([server] require_https = true); connect through the TLS proxy that sets X-Forwarded-Proto: https",
+            )
+            .into_response();
+        }
+    }
+    next.run(req).await
+}
+
+/// Bearer token → `Caller` in the request extensions; refusals audited.
+async fn authenticate(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
+    let token = bearer(req.headers());
+    match st.server.tokens.verify(token.unwrap_or(""), gate::tokens::now_secs()) {
+        Ok(claims) => {
+            req.extensions_mut().insert(Caller::from_claims(&claims));
+            next.run(req).await
+        }
+        Err(e) => {
+            let path = req.uri().path();
+            let tool = path.strip_prefix("/v1/tools/").and_then(|p| p.strip_suffix("/call")).unwrap_or(path);
+            st.server.refuse(&gate::token_refusal(&e), tool, "anonymous").await.into_response()
+        }
+    }
+}
+
+fn bearer(h: &HeaderMap) -> Option<&str> {
+    let v = h.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, tok) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| tok.trim())
+}
+
+/// `max_sessions`: a new MCP session (a POST without `Mcp-Session-Id`)
+/// is refused with 503 when the table is full.
+async fn limit_sessions(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    if req.uri().path().starts_with("/mcp") && req.method() == Method::POST && !req.headers().contains_key("mcp-session-id") {
+        let open = st.sessions.sessions.read().await.len();
+        if open >= st.cfg.max_sessions {
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too_many_sessions",
+                format!("{open} MCP sessions are open, the [server] max_sessions limit; close one (DELETE /mcp) or retry later"),
+            )
+            .into_response();
+        }
+    }
+    next.run(req).await
+}
+
+async fn healthz(State(st): State<AppState>) -> Json<Value> {
+    Json(st.server.health())
+}
+
+async fn metrics(State(st): State<AppState>) -> Response {
+    let text = st.server.metrics.render(st.server.host.audit().queue_depth(), st.server.host.tools().len());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint; see GET /v1/tools, POST /v1/tools/{name}/call, /mcp, /healthz, /metrics")
+}
+
+#[derive(serde::Deserialize)]
+struct ListQuery {
+    format: Option<String>,
+}
+
+/// OpenAI function names allow only `[a-zA-Z0-9_-]`: `.` becomes `__`.
+pub fn openai_name(name: &str) -> String {
+    name.replace('.', "__")
+}
+
+pub fn openai_function(v: &ToolView) -> Value {
+    json!({
+        "type": "function",
+        "function": {
+            "name": openai_name(&v.name),
+            "description": v.description.clone().unwrap_or_default(),
+            "parameters": v.input_schema,
+        }
+    })
+}
+
+async fn list_tools(State(st): State<AppState>, axum::Extension(caller): axum::Extension<Caller>, Query(q): Query<ListQuery>) -> Result<Json<Value>, ApiError> {
+    let tools = st.server.list_tools(&caller);
+    match q.format.as_deref() {
+        None | Some("mcp") | Some("json") => Ok(Json(json!({ "tools": tools }))),
+        Some("openai") => Ok(Json(json!({ "tools": tools.iter().map(openai_function).collect::<Vec<_>>() }))),
+        Some(other) => Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", format!("format={other:?} is not known; use format=openai or leave it out"))),
+    }
+}
+
+/// The dotted name for `name`, which may be an OpenAI name (`text__greet`).
+fn resolve_name(server: &Server, name: &str) -> String {
+    if name.contains('.') || !name.contains("__") {
+        return name.to_string();
+    }
+    for tool in server.host.tools().values() {
+        if let Some(f) = tool.loaded.functions.iter().find(|f| openai_name(&f.name) == name) {
+            return f.name.clone();
+        }
+    }
+    name.to_string()
+}
+
+async fn call_tool(
+    State(st): State<AppState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(name): Path<String>,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let limit = st.cfg.max_request_body_bytes;
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("request body is over [server] max_request_body_bytes = {limit} ({e})"),
+        )
+    })?;
+    let args: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        serde_json::from_slice(&bytes).map_err(|e| {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("request body is not valid JSON: {e}; send the arguments as a JSON object"))
+        })?
+    };
+    if !args.is_object() {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_arguments", "arguments must be a JSON object of named parameters, e.g. {\"name\": \"x\"}"));
+    }
+    let name = resolve_name(&st.server, &name);
+    let result = st.server.call(&caller, &name, &args).await?;
+    Ok(Json(json!({ "result": result })))
+}
+
+async fn admin(st: &AppState, caller: &Caller, what: &str) -> Result<(), ApiError> {
+    if caller.admin {
+        return Ok(());
+    }
+    let e = gate::TokenError::NotAdmin { id: caller.token_id.clone().unwrap_or_default() };
+    Err(st.server.refuse(&gate::token_refusal(&e), what, &caller.audit_name()).await)
+}
+
+async fn list_approvals(State(st): State<AppState>, axum::Extension(caller): axum::Extension<Caller>) -> Result<Json<Value>, ApiError> {
+    admin(&st, &caller, "<approvals>").await?;
+    Ok(Json(json!({ "pending": st.server.approvals.list() })))
+}
+
+async fn decide_approval(
+    State(st): State<AppState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path((id, decision)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    admin(&st, &caller, "<approvals>").await?;
+    let allow = match decision.as_str() {
+        "allow" => true,
+        "deny" => false,
+        other => return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("unknown decision {other:?}; POST .../allow or .../deny"))),
+    };
+    let approver = caller.audit_name();
+    let view = st.server.approvals.decide(&id, allow, &approver).map_err(|m| ApiError::new(StatusCode::NOT_FOUND, "unknown_approval", m))?;
+    if !allow {
+        // The waiting call records its own refusal; this records who decided.
+        tracing::info!(id, tool = %view.tool, approver, "approval denied");
+    }
+    Ok(Json(json!({ "decided": view, "decision": decision, "approver": approver })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts() {
+        let allowed: Vec<String> = ["localhost", "127.0.0.1", "::1", "example.com:8443"].iter().map(|s| s.to_string()).collect();
+        let cases = [
+            ("localhost", true),
+            ("localhost:8080", true),
+            ("LOCALHOST:1", true),
+            ("127.0.0.1:9", true),
+            ("[::1]:8080", true),
+            ("[::1]", true),
+            ("example.com:8443", true),
+            ("example.com", false),
+            ("example.com:80", false),
+            ("evil.com", false),
+            ("localhost.evil.com", false),
+            ("127.0.0.2:8080", false),
+            ("", false),
+        ];
+        for (h, want) in cases {
+            assert_eq!(host_allowed(&allowed, h), want, "{h}");
+        }
+    }
+
+    #[test]
+    fn bearer_parsing() {
+        let mut h = HeaderMap::new();
+        assert_eq!(bearer(&h), None);
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer  ww1.a.b "));
+        assert_eq!(bearer(&h), Some("ww1.a.b"));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("bearer x"));
+        assert_eq!(bearer(&h), Some("x"));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic x"));
+        assert_eq!(bearer(&h), None);
+    }
+
+    #[test]
+    fn openai_names_are_valid() {
+        let re = regex::Regex::new("^[a-zA-Z0-9_-]{1,64}$").unwrap();
+        for n in ["text.greet", "text.analysis.word-stats"] {
+            assert!(re.is_match(&openai_name(n)), "{n}");
+        }
+        assert_eq!(openai_name("text.analysis.word-stats"), "text__analysis__word-stats");
+    }
+}

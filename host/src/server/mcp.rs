@@ -1,0 +1,163 @@
+//! MCP with the official Rust SDK (rmcp): `tools/list` and `tools/call`
+//! over stdio and streamable HTTP. Failures are `isError` results carrying
+//! the same `{"error": {"code", "message"}}` as the HTTP API, never
+//! protocol errors or dropped connections. After a reload every connected
+//! client gets `notifications/tools/list_changed`.
+
+use super::{ApiError, Server, ToolView};
+use crate::gate::Caller;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, InitializeResult,
+    ListToolsResult, PaginatedRequestParams, ServerCapabilities, Tool,
+};
+use rmcp::service::{NotificationContext, RequestContext};
+use rmcp::{ErrorData as McpError, Peer, RoleServer, ServerHandler};
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+
+/// Connected MCP clients, told when the tool list changes.
+#[derive(Default)]
+pub struct Peers {
+    peers: Mutex<Vec<Peer<RoleServer>>>,
+}
+
+impl Peers {
+    pub fn add(&self, peer: Peer<RoleServer>) {
+        let mut p = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+        p.retain(|x| !x.is_transport_closed());
+        p.push(peer);
+    }
+
+    /// Sends `notifications/tools/list_changed` to every live client.
+    pub async fn notify_tools_changed(&self) {
+        let peers: Vec<_> = {
+            let mut p = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+            p.retain(|x| !x.is_transport_closed());
+            p.clone()
+        };
+        for peer in peers {
+            if let Err(e) = peer.notify_tool_list_changed().await {
+                tracing::debug!(error = %e, "could not notify an MCP client of the tool list change");
+            }
+        }
+    }
+}
+
+/// Where the caller's identity comes from.
+#[derive(Clone)]
+pub enum Mode {
+    /// The parent process, optionally scoped by `--token`.
+    Stdio(Caller),
+    /// Per request, set by the HTTP auth layer.
+    Http,
+}
+
+#[derive(Clone)]
+pub struct McpHandler {
+    server: Arc<Server>,
+    mode: Mode,
+}
+
+impl McpHandler {
+    pub fn new(server: Arc<Server>, mode: Mode) -> McpHandler {
+        McpHandler { server, mode }
+    }
+
+    fn caller(&self, ctx: &RequestContext<RoleServer>) -> Option<Caller> {
+        match &self.mode {
+            Mode::Stdio(c) => Some(c.clone()),
+            Mode::Http => ctx.extensions.get::<axum::http::request::Parts>().and_then(|p| p.extensions.get::<Caller>()).cloned(),
+        }
+    }
+}
+
+/// The MCP `Tool` for a function.
+pub fn mcp_tool(v: &ToolView) -> Tool {
+    let obj = |s: &Value| Arc::new(s.as_object().cloned().unwrap_or_default());
+    let mut t = Tool::new_with_raw(v.name.clone(), v.description.clone().map(Into::into), obj(&v.input_schema));
+    t = t.with_raw_output_schema(obj(&v.output_schema));
+    t
+}
+
+/// A successful result: `{"result": value}` plus a text rendering.
+pub fn success(value: Value) -> CallToolResult {
+    let text = match &value {
+        Value::String(s) => s.clone(),
+        v => serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string()),
+    };
+    let mut r = CallToolResult::structured(json!({ "result": value }));
+    r.content = vec![ContentBlock::text(text)];
+    r
+}
+
+/// A failure the agent can read: `isError` with `code: message`.
+pub fn failure(e: &ApiError) -> CallToolResult {
+    let mut text = format!("{}: {}", e.code, e.message);
+    if let Some(d) = e.retry_after {
+        text.push_str(&format!(" (retry after {} s)", crate::gate::rate::retry_after_secs(d)));
+    }
+    let mut r = CallToolResult::error(vec![ContentBlock::text(text)]);
+    r.structured_content = Some(e.body());
+    r
+}
+
+impl ServerHandler for McpHandler {
+    fn get_info(&self) -> InitializeResult {
+        InitializeResult::new(ServerCapabilities::builder().enable_tools().enable_tool_list_changed().build())
+            .with_server_info(Implementation::new("wasmward", env!("CARGO_PKG_VERSION")))
+            .with_instructions("Tools run as sandboxed WebAssembly components. Results are under structuredContent.result; failures are isError results with {\"error\": {\"code\", \"message\"}}.")
+    }
+
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        self.server.peers.add(context.peer);
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        let Some(caller) = self.caller(&context) else {
+            return Err(McpError::invalid_request("no authenticated caller on this request", None));
+        };
+        let tools = self.server.list_tools(&caller).iter().map(mcp_tool).collect();
+        Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let Some(caller) = self.caller(&context) else {
+            return Ok(failure(&ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "unauthorized", "no authenticated caller on this request")).into());
+        };
+        let args = Value::Object(request.arguments.unwrap_or_default());
+        let result = match self.server.call(&caller, &request.name, &args).await {
+            Ok(v) => success(v),
+            Err(e) => failure(&e),
+        };
+        Ok(result.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results_wrap_the_value_and_render_text() {
+        let r = success(json!("Hello, A!"));
+        assert_eq!(r.structured_content, Some(json!({"result": "Hello, A!"})));
+        assert_eq!(r.content[0].as_text().unwrap().text, "Hello, A!");
+        assert_eq!(r.is_error, Some(false));
+        let r = success(json!({"words": 2}));
+        assert!(r.content[0].as_text().unwrap().text.contains("\"words\": 2"));
+        let e = ApiError::new(axum::http::StatusCode::TOO_MANY_REQUESTS, "rate_limited", "slow down");
+        let e = ApiError { retry_after: Some(std::time::Duration::from_millis(1500)), ..e };
+        let r = failure(&e);
+        assert_eq!(r.is_error, Some(true));
+        assert_eq!(r.content[0].as_text().unwrap().text, "rate_limited: slow down (retry after 2 s)");
+        assert_eq!(r.structured_content.unwrap()["error"]["code"], "rate_limited");
+    }
+}

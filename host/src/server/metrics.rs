@@ -1,0 +1,151 @@
+//! Prometheus text metrics: calls by tool and outcome, sandbox denials by
+//! tool and capability, gate refusals by tool and stage, rate-limit
+//! rejections, a latency histogram per tool, calls in flight and the audit
+//! queue depth.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Histogram bucket upper bounds, seconds.
+const BUCKETS: [f64; 14] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+#[derive(Default, Clone)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+#[derive(Default)]
+struct Tables {
+    calls: BTreeMap<(String, String), u64>,
+    denials: BTreeMap<(String, String), u64>,
+    gate: BTreeMap<(String, String), u64>,
+    latency: BTreeMap<String, Histogram>,
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    tables: Mutex<Tables>,
+    in_flight: AtomicI64,
+}
+
+/// Decrements the in-flight gauge when dropped.
+pub struct InFlight<'a>(&'a Metrics);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Metrics {
+    fn tables(&self) -> std::sync::MutexGuard<'_, Tables> {
+        self.tables.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn start_call(&self) -> InFlight<'_> {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        InFlight(self)
+    }
+
+    pub fn in_flight(&self) -> i64 {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// One finished call: outcome `ok` or an error code; its sandbox
+    /// denials by capability.
+    pub fn record_call<'k>(&self, tool: &str, outcome: &str, took: Duration, denials: impl Iterator<Item = &'k str>) {
+        let mut t = self.tables();
+        *t.calls.entry((tool.into(), outcome.into())).or_default() += 1;
+        for kind in denials {
+            *t.denials.entry((tool.into(), kind.into())).or_default() += 1;
+        }
+        let h = t.latency.entry(tool.into()).or_default();
+        let secs = took.as_secs_f64();
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if secs <= *b {
+                h.counts[i] += 1;
+            }
+        }
+        h.count += 1;
+        h.sum += secs;
+    }
+
+    pub fn record_refusal(&self, tool: &str, stage: &str) {
+        *self.tables().gate.entry((tool.into(), stage.into())).or_default() += 1;
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self, audit_queue_depth: usize, tools_loaded: usize) -> String {
+        let t = self.tables();
+        let mut o = String::new();
+        let counter = |o: &mut String, name: &str, help: &str, labels: (&str, &str), map: &BTreeMap<(String, String), u64>| {
+            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter");
+            for ((a, b), v) in map {
+                let _ = writeln!(o, "{name}{{{}=\"{}\",{}=\"{}\"}} {v}", labels.0, esc(a), labels.1, esc(b));
+            }
+        };
+        counter(&mut o, "wasmward_calls_total", "Tool calls that reached the runtime, by outcome (ok or an error code).", ("tool", "outcome"), &t.calls);
+        counter(&mut o, "wasmward_denials_total", "Capability uses refused by the sandbox, by capability kind.", ("tool", "kind"), &t.denials);
+        counter(&mut o, "wasmward_gate_refusals_total", "Requests refused by the gate, by stage.", ("tool", "stage"), &t.gate);
+        let rate: u64 = t.gate.iter().filter(|((_, s), _)| s == "rate_limit").map(|(_, v)| v).sum();
+        let _ = writeln!(o, "# HELP wasmward_rate_limited_total Requests refused by a rate limit.\n# TYPE wasmward_rate_limited_total counter\nwasmward_rate_limited_total {rate}");
+        let _ = writeln!(o, "# HELP wasmward_call_duration_seconds Call latency through the runtime.\n# TYPE wasmward_call_duration_seconds histogram");
+        for (tool, h) in &t.latency {
+            let tool = esc(tool);
+            for (i, b) in BUCKETS.iter().enumerate() {
+                let _ = writeln!(o, "wasmward_call_duration_seconds_bucket{{tool=\"{tool}\",le=\"{b}\"}} {}", h.counts[i]);
+            }
+            let _ = writeln!(o, "wasmward_call_duration_seconds_bucket{{tool=\"{tool}\",le=\"+Inf\"}} {}", h.count);
+            let _ = writeln!(o, "wasmward_call_duration_seconds_sum{{tool=\"{tool}\"}} {}", h.sum);
+            let _ = writeln!(o, "wasmward_call_duration_seconds_count{{tool=\"{tool}\"}} {}", h.count);
+        }
+        let _ = writeln!(o, "# HELP wasmward_calls_in_flight Calls being served now.\n# TYPE wasmward_calls_in_flight gauge\nwasmward_calls_in_flight {}", self.in_flight());
+        let _ = writeln!(o, "# HELP wasmward_audit_queue_depth Audit batches waiting for the writer.\n# TYPE wasmward_audit_queue_depth gauge\nwasmward_audit_queue_depth {audit_queue_depth}");
+        let _ = writeln!(o, "# HELP wasmward_tools_loaded Tools loaded.\n# TYPE wasmward_tools_loaded gauge\nwasmward_tools_loaded {tools_loaded}");
+        o
+    }
+}
+
+/// Label value escaping (backslash, quote, newline).
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_what_was_recorded() {
+        let m = Metrics::default();
+        {
+            let _a = m.start_call();
+            assert_eq!(m.in_flight(), 1);
+        }
+        m.record_call("text.greet", "ok", Duration::from_micros(300), std::iter::empty());
+        m.record_call("text.greet", "ok", Duration::from_millis(30), std::iter::empty());
+        m.record_call("hostile.net", "ok", Duration::from_millis(2), ["network", "network"].into_iter());
+        m.record_refusal("text.greet", "rate_limit");
+        m.record_refusal("x\"y", "filter");
+        let text = m.render(3, 2);
+        for line in [
+            "wasmward_calls_total{tool=\"text.greet\",outcome=\"ok\"} 2",
+            "wasmward_denials_total{tool=\"hostile.net\",kind=\"network\"} 2",
+            "wasmward_gate_refusals_total{tool=\"text.greet\",stage=\"rate_limit\"} 1",
+            "wasmward_gate_refusals_total{tool=\"x\\\"y\",stage=\"filter\"} 1",
+            "wasmward_rate_limited_total 1",
+            "wasmward_call_duration_seconds_bucket{tool=\"text.greet\",le=\"0.0005\"} 1",
+            "wasmward_call_duration_seconds_bucket{tool=\"text.greet\",le=\"0.05\"} 2",
+            "wasmward_call_duration_seconds_count{tool=\"text.greet\"} 2",
+            "wasmward_calls_in_flight 0",
+            "wasmward_audit_queue_depth 3",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+        }
+    }
+}

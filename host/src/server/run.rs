@@ -1,0 +1,133 @@
+//! `wasmward serve`: start, serve until a signal (or stdin closes on
+//! stdio), then shut down gracefully: stop accepting, finish calls in
+//! flight, flush the audit log.
+
+use super::mcp::{McpHandler, Mode};
+use super::{reload, Server};
+use crate::cli::{usage, Failure};
+use crate::gate::Caller;
+use rmcp::ServiceExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+pub struct ServeOptions {
+    pub config: PathBuf,
+    pub stdio: bool,
+    pub listen: Option<String>,
+    pub token: Option<String>,
+}
+
+pub async fn serve(opts: ServeOptions) -> Result<(), Failure> {
+    let started = Instant::now();
+    eprintln!("wasmward: loading tools from {} ...", opts.config.display());
+    let server = Server::open(opts.config.clone()).await.map_err(|e| usage(format!("{e:#}")))?;
+    let cfg = server.host.config();
+    eprintln!("wasmward: {} tool(s) ready in {} ms", server.host.tools().len(), started.elapsed().as_millis());
+
+    let ct = CancellationToken::new();
+    spawn_signal_handler(ct.clone());
+    let reloader = reload::spawn(server.clone(), ct.clone());
+
+    let http = if !opts.stdio || opts.listen.is_some() {
+        let addr = opts.listen.clone().unwrap_or_else(|| cfg.server.listen.clone());
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .map_err(|e| usage(format!("cannot listen on {addr}: {e}; pick another address with --listen or [server] listen")))?;
+        let local = listener.local_addr().map(|a| a.to_string()).unwrap_or(addr);
+        server.set_approver_available(true);
+        let app = super::http::router(server.clone(), cfg.server.clone(), ct.child_token());
+        eprintln!("wasmward: listening on http://{local} (MCP at /mcp, API at /v1, /healthz, /metrics)");
+        let stop = ct.clone();
+        Some(tokio::spawn(async move {
+            axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await
+        }))
+    } else {
+        None
+    };
+
+    if opts.stdio {
+        let caller = match &opts.token {
+            Some(t) => Caller::from_claims(&server.tokens.verify(t, crate::gate::tokens::now_secs()).map_err(|e| usage(format!("--token: {e}")))?),
+            None => Caller::stdio(),
+        };
+        let handler = McpHandler::new(server.clone(), Mode::Stdio(caller));
+        let running = handler.serve(rmcp::transport::stdio()).await.map_err(|e| usage(format!("MCP on stdio failed to start: {e}")))?;
+        let stdio_ct = running.cancellation_token();
+        tokio::select! {
+            r = running.waiting() => {
+                if let Err(e) = r { tracing::warn!(error = %e, "MCP stdio session ended with an error"); }
+            }
+            _ = ct.cancelled() => stdio_ct.cancel(),
+        }
+        ct.cancel();
+    } else {
+        ct.cancelled().await;
+    }
+
+    eprintln!("wasmward: shutting down; finishing calls in flight");
+    if let Some(h) = http {
+        match h.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "HTTP server error"),
+            Err(e) => tracing::error!(error = %e, "HTTP server task failed"),
+        }
+    }
+    let _ = reloader.await;
+    finish(server, Duration::from_millis(cfg.server.shutdown_grace_ms)).await
+}
+
+/// Waits for calls in flight, then flushes the audit log.
+async fn finish(server: Arc<Server>, grace: Duration) -> Result<(), Failure> {
+    let deadline = Instant::now() + grace;
+    while server.metrics.in_flight() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if server.metrics.in_flight() > 0 {
+        tracing::warn!(in_flight = server.metrics.in_flight(), "shutdown grace period over with calls still running");
+    }
+    let host = server.host.clone();
+    drop(server);
+    // MCP sessions drop their handles as they wind down.
+    let mut host = host;
+    loop {
+        match Arc::try_unwrap(host) {
+            Ok(h) => {
+                h.shutdown().await.map_err(|e| Failure { status: 1, message: format!("{e:#}") })?;
+                eprintln!("wasmward: audit log flushed; bye");
+                return Ok(());
+            }
+            Err(h) if Instant::now() < deadline + Duration::from_secs(2) => {
+                host = h;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(_) => {
+                return Err(Failure { status: 1, message: "shutdown: the host is still in use; the audit log was not flushed cleanly".into() });
+            }
+        }
+    }
+}
+
+fn spawn_signal_handler(ct: CancellationToken) {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+                tracing::error!("cannot install signal handlers");
+                return;
+            };
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM"),
+                _ = int.recv() => tracing::info!("SIGINT"),
+                _ = ct.cancelled() => return,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        ct.cancel();
+    });
+}

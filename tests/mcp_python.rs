@@ -1,0 +1,94 @@
+//! MCP with the official Python SDK (`mcp` from PyPI) against a real
+//! `wasmward serve`, over stdio and streamable HTTP. The test creates a
+//! venv under the cargo target dir and installs `mcp` into it once; the
+//! checks themselves are in tests/mcp_client/session_check.py.
+
+mod serve_common;
+
+use serve_common::{example_wasm, repo_root, TestConfig, TestServer, BIN};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The venv's python, with `mcp` installed (pip runs once per target dir).
+fn python() -> PathBuf {
+    static PY: OnceLock<PathBuf> = OnceLock::new();
+    PY.get_or_init(|| {
+        let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("mcp-venv");
+        let py = venv.join("bin/python");
+        let marker = venv.join(".mcp-installed");
+        if !marker.exists() {
+            let st = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().expect("python3 -m venv (install python3 and python3-venv)");
+            assert!(st.success(), "python3 -m venv {} failed", venv.display());
+            let out = Command::new(&py).args(["-m", "pip", "install", "--quiet", "mcp>=2.3,<3"]).output().expect("pip");
+            assert!(out.status.success(), "pip install mcp failed:\n{}", String::from_utf8_lossy(&out.stderr));
+            std::fs::write(&marker, "").unwrap();
+        }
+        py
+    })
+    .clone()
+}
+
+/// `wasmward inspect --json` of the text tool, written for the script.
+fn inspect_file(cfg: &TestConfig) -> PathBuf {
+    let out = Command::new(BIN).args(["inspect", "--json"]).arg(example_wasm("text")).output().unwrap();
+    assert!(out.status.success());
+    let path = cfg.dir.path().join("inspect.json");
+    std::fs::write(&path, out.stdout).unwrap();
+    path
+}
+
+fn run_script(args: &[&str]) {
+    let script = repo_root().join("tests/mcp_client/session_check.py");
+    let out = Command::new(python()).arg(&script).args(args).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    assert!(out.status.success() && stdout.contains("ALL OK"), "python MCP client failed:\n{stdout}\n--- stderr ---\n{stderr}");
+}
+
+const GATE: &str = "[gate]\ndenied_tools = [\"hostile.loop-forever\"]\n";
+
+#[test]
+fn python_sdk_over_stdio() {
+    let cfg = TestConfig::new(GATE);
+    let inspect = inspect_file(&cfg);
+    let reload = cfg.dir.path().join("reload.toml");
+    let extra = format!("{GATE}\n[[tool]]\nname = \"text2\"\npath = {:?}\n", example_wasm("text").display().to_string());
+    std::fs::write(&reload, serve_common::base_config(&extra)).unwrap();
+    run_script(&[
+        "stdio",
+        "--bin",
+        BIN,
+        "--config",
+        cfg.path.to_str().unwrap(),
+        "--inspect",
+        inspect.to_str().unwrap(),
+        "--reload-config",
+        reload.to_str().unwrap(),
+    ]);
+}
+
+#[test]
+fn python_sdk_over_streamable_http() {
+    let cfg = TestConfig::new(GATE);
+    let inspect = inspect_file(&cfg);
+    let s = TestServer::start(&cfg);
+    let token = cfg.token("py-agent", "*", &[]);
+    let reload = cfg.dir.path().join("reload.toml");
+    let extra = format!("{GATE}\n[[tool]]\nname = \"text2\"\npath = {:?}\n", example_wasm("text").display().to_string());
+    std::fs::write(&reload, serve_common::base_config(&extra)).unwrap();
+    run_script(&[
+        "http",
+        "--url",
+        &s.url("/mcp"),
+        "--token",
+        &token,
+        "--config",
+        cfg.path.to_str().unwrap(),
+        "--inspect",
+        inspect.to_str().unwrap(),
+        "--reload-config",
+        reload.to_str().unwrap(),
+    ]);
+}
