@@ -37,7 +37,7 @@ pub fn new_tool(name: &str, lang: Lang, dir: Option<&Path>) -> Result<(), String
     }
     println!("created {} ({files} files)", dest.display());
     println!("build it:  cd {} && cargo build --release --target wasm32-wasip2", dest.display());
-    println!("call it:   wasmward call target/wasm32-wasip2/release/{}.wasm hello --args '{{\"name\":\"world\"}}'", name.replace('-', "_"));
+    println!("call it:   wasmward call target/wasm32-wasip2/release/{}.wasm greet --args '{{\"name\":\"world\"}}'", name.replace('-', "_"));
     Ok(())
 }
 

@@ -54,7 +54,11 @@ pub fn build_engine(pool: &PoolSizes) -> wasmtime::Result<Engine> {
         // Keeping a little of each slot resident avoids page-table flushes
         // across CPUs, which otherwise make concurrent fresh instances slower.
         .linear_memory_keep_resident(1 << 20)
-        .table_keep_resident(64 << 10);
+        .table_keep_resident(64 << 10)
+        // Reset only the pages a call dirtied (Linux 6.7+; otherwise the
+        // kept-resident part is cleared in full): without it, clearing 1 MiB
+        // per call was a third of all CPU time.
+        .pagemap_scan(wasmtime::Enabled::Auto);
 
     let mut config = Config::new();
     config

@@ -136,8 +136,10 @@ impl Runtime {
     }
 
     /// Loads a tool without registering it.
-    pub fn load_tool(&self, plan: SandboxPlan, path: &Path, sha256: Option<&str>) -> Result<Tool, LoadError> {
+    pub fn load_tool(&self, mut plan: SandboxPlan, path: &Path, sha256: Option<&str>) -> Result<Tool, LoadError> {
         let loaded = crate::component::load(&self.engine, &self.cache, &plan.tool, path, sha256)?;
+        plan.imports_fs = loaded.imports.iter().any(|i| i.starts_with("wasi:filesystem/"));
+        plan.imports_sockets = loaded.imports.iter().any(|i| i.starts_with("wasi:sockets/"));
         let shown = path.display().to_string();
         let pre = self.linker.instantiate_pre(&loaded.component).map_err(|e| LoadError::Invalid {
             path: shown,

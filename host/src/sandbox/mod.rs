@@ -59,6 +59,10 @@ pub struct SandboxPlan {
     pub limits: Limits,
     pub policy: Arc<EffectivePolicy>,
     pub process: ProcessPlan,
+    /// Whether the component imports `wasi:filesystem` / `wasi:sockets`;
+    /// when it cannot reach them, their per-call setup is skipped.
+    pub imports_fs: bool,
+    pub imports_sockets: bool,
 }
 
 impl SandboxPlan {
@@ -67,7 +71,14 @@ impl SandboxPlan {
         let env: Vec<(String, String)> = policy.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         let cwd = policy.mounts.mounts().iter().find(|m| m.mode == MountMode::Rw).map(|m| m.host.clone());
         let process = ProcessPlan::new(policy.subprocess.clone(), env, cwd);
-        SandboxPlan { tool: policy.tool.clone(), limits, policy: Arc::new(policy), process }
+        SandboxPlan {
+            tool: policy.tool.clone(),
+            limits,
+            policy: Arc::new(policy),
+            process,
+            imports_fs: true,
+            imports_sockets: true,
+        }
     }
 
     /// A plan that grants nothing: no mounts, network, env or process.
@@ -109,8 +120,12 @@ impl SandboxState {
         let mut b = WasiCtxBuilder::new();
         b.stdout(stdout.clone()).stderr(stderr.clone());
         b.envs(&plan.process.env);
-        fs::preopen(&mut b, &plan.policy.mounts)?;
-        net::configure(&mut b, &net);
+        if plan.imports_fs {
+            fs::preopen(&mut b, &plan.policy.mounts)?;
+        }
+        if plan.imports_sockets {
+            net::configure(&mut b, &net);
+        }
         Ok(SandboxState {
             wasi: b.build(),
             table: {
