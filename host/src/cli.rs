@@ -58,7 +58,7 @@ pub enum Command {
         #[command(subcommand)]
         action: crate::audit_cli::AuditAction,
     },
-    /// Scaffold a new tool crate.
+    /// Scaffold a new tool (Rust crate, Python app or JS module).
     New {
         name: String,
         #[arg(long, value_enum, default_value = "rust")]
@@ -72,6 +72,10 @@ pub enum Command {
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum Lang {
     Rust,
+    /// componentize-py 0.25
+    Python,
+    /// componentize-js 0.23
+    Js,
 }
 
 /// A failure with its exit status.

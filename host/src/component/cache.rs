@@ -9,6 +9,8 @@
 use sha2::{Digest, Sha256};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::{Duration, Instant};
 use wasmtime::component::Component;
 use wasmtime::Engine;
 
@@ -63,7 +65,7 @@ impl CompileCache {
     /// Loads `bytes` (whose sha256 is `digest`) compiled for `engine`.
     pub fn load(&self, engine: &Engine, digest: &str, bytes: &[u8]) -> wasmtime::Result<(Component, CacheOutcome)> {
         let Some(dir) = &self.dir else {
-            return Ok((Component::from_binary(engine, bytes)?, CacheOutcome::Disabled));
+            return Ok((compile(engine, digest, bytes)?, CacheOutcome::Disabled));
         };
         let path = dir.join(format!("{digest}-{}.cwasm", engine_key(engine)));
         let existed = path.exists();
@@ -73,12 +75,39 @@ impl CompileCache {
                 Err(e) => tracing::warn!(path = %path.display(), error = %e, "compile cache entry rejected; recompiling"),
             }
         }
-        let component = Component::from_binary(engine, bytes)?;
+        let component = compile(engine, digest, bytes)?;
         if let Err(e) = write_entry(dir, &path, &component) {
             tracing::warn!(dir = %dir.display(), error = %e, "could not write compile cache entry");
         }
         Ok((component, if existed { CacheOutcome::Rebuilt } else { CacheOutcome::Miss }))
     }
+}
+
+/// How often a long compile reports that it is still running.
+const HEARTBEAT: Duration = Duration::from_secs(2);
+
+/// Compiles, logging a line when a compile starts and then every
+/// [`HEARTBEAT`] until it ends: a 15 MB Python or JS component takes
+/// seconds, and a silent startup looks like a hang.
+fn compile(engine: &Engine, digest: &str, bytes: &[u8]) -> wasmtime::Result<Component> {
+    let started = Instant::now();
+    let mb = bytes.len() as f64 / (1 << 20) as f64;
+    let short = &digest[..digest.len().min(12)];
+    tracing::info!(sha256 = short, "compiling {mb:.1} MB component (once; later loads use the compile cache)");
+    let (stop, stopped) = mpsc::channel::<()>();
+    let short_owned = short.to_string();
+    let beat = std::thread::Builder::new().name("wasmward-compile-heartbeat".into()).spawn(move || {
+        while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(HEARTBEAT) {
+            tracing::info!(sha256 = %short_owned, "still compiling {mb:.1} MB component: {:.0} s", started.elapsed().as_secs_f64());
+        }
+    });
+    let result = Component::from_binary(engine, bytes);
+    drop(stop);
+    if let Ok(handle) = beat {
+        let _ = handle.join();
+    }
+    tracing::info!(sha256 = short, ms = started.elapsed().as_millis() as u64, ok = result.is_ok(), "compile finished");
+    result
 }
 
 fn sidecar(path: &Path) -> PathBuf {

@@ -261,9 +261,30 @@ fn classify_trap(e: &wasmtime::Error, limits: &sandbox::Limits, refused: Option<
         Some(t) => t.to_string(),
         None => format!("{e}"),
     };
-    // A Rust guest's panic message is on its stderr; it explains the trap.
-    if let Some(line) = stderr.lines().rev().find(|l| l.contains("panicked at")).or_else(|| stderr.lines().last()) {
+    // A Python exception or a Rust guest's panic message is on its stderr;
+    // it explains the trap.
+    let panic = || stderr.lines().rev().find(|l| l.contains("panicked at"));
+    if let Some(line) = python_exception(stderr).or_else(panic).or_else(|| stderr.lines().last()) {
         message.push_str(&format!(" (guest stderr: {})", line.chars().take(500).collect::<String>()));
     }
     CallError::Trap { message }
+}
+
+/// The exception line (`LookupError: ...`) of the last Python traceback on
+/// a componentize-py guest's stderr.
+fn python_exception(stderr: &str) -> Option<&str> {
+    let (_, tail) = stderr.rsplit_once("Traceback (most recent call last):")?;
+    tail.lines().skip(1).find(|l| !l.is_empty() && !l.starts_with(' '))
+}
+
+#[cfg(test)]
+mod trap_tests {
+    #[test]
+    fn python_exceptions_are_taken_from_the_last_traceback() {
+        let stderr = "Traceback (most recent call last):\n  File \"/0/app.py\", line 3, in f\nKeyError: 'a'\n\
+                      Traceback (most recent call last):\n  File \"/0/app.py\", line 9, in g\n    x()\n\
+                      LookupError: unknown encoding: idna\n\nthread '<unnamed>' (1) panicked at runtime/src/lib.rs:1293:29:\n";
+        assert_eq!(super::python_exception(stderr), Some("LookupError: unknown encoding: idna"));
+        assert_eq!(super::python_exception("thread 'main' panicked at src/lib.rs:1:1:"), None);
+    }
 }
