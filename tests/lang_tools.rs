@@ -184,3 +184,47 @@ async fn a_restart_loads_large_components_from_the_compile_cache() {
     }
     host.shutdown().await.expect("shutdown");
 }
+
+/// `wasmward new NAME --lang python|js`, built with the documented command
+/// (using the toolchains build-lang-tools.sh installed), loads and runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn scaffolded_python_and_js_tools_build_with_one_command_and_run() {
+    let _ = lang_tool("python-text"); // the toolchains are installed
+    let dir = TestDir::new();
+    let root = repo_root();
+    for (name, lang) in [("pyscaf", "python"), ("jsscaf", "js")] {
+        let out = Command::new(env!("CARGO_BIN_EXE_wasmward"))
+            .current_dir(dir.path())
+            .args(["new", name, "--lang", lang])
+            .output()
+            .expect("run wasmward new");
+        assert!(out.status.success(), "{lang}: {}", String::from_utf8_lossy(&out.stderr));
+        let printed = String::from_utf8_lossy(&out.stdout);
+        let tool_dir = dir.path().join(name);
+        let mut build = if lang == "python" {
+            assert!(printed.contains(".venv/bin/python build.py"), "{printed}");
+            let mut c = Command::new(root.join("target/lang/venv/bin/python"));
+            c.arg("build.py");
+            c
+        } else {
+            assert!(printed.contains("npm run build"), "{printed}");
+            // `npm install` from the scaffold's lock, without the network.
+            std::os::unix::fs::symlink(root.join("target/lang/js/node_modules"), tool_dir.join("node_modules")).expect("link node_modules");
+            let mut c = Command::new("npm");
+            c.args(["run", "--silent", "build"]);
+            c
+        };
+        let built = build.current_dir(&tool_dir).output().expect("run the build");
+        assert!(built.status.success(), "{lang} build: {}{}", String::from_utf8_lossy(&built.stdout), String::from_utf8_lossy(&built.stderr));
+        assert!(tool_dir.join(format!("{name}.wasm")).exists(), "{lang}: {name}.wasm written");
+    }
+    let entries = tool_entry("pyscaf", &dir.path().join("pyscaf/pyscaf.wasm"), EVAL)
+        + &tool_entry("jsscaf", &dir.path().join("jsscaf/jsscaf.wasm"), EVAL);
+    let host = open(dir.config(&entries)).await;
+    for t in ["pyscaf", "jsscaf"] {
+        assert_eq!(ok(&host.call(&format!("{t}.greet"), &json!({"name": "new"}), "test").await), "Hello, new!", "{t}");
+        let f = host.tools()[t].function("status-of").expect("status-of").clone();
+        assert!(f.description.as_deref().is_some_and(|d| d.starts_with("Fetch a URL")), "{t}: docs embedded: {:?}", f.description);
+    }
+    host.shutdown().await.expect("shutdown");
+}
