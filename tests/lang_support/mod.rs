@@ -28,13 +28,24 @@ fn run_script(name: &str) {
 }
 
 /// Builds the Rust, Python and JS example tools once per test binary,
-/// unless `WASMWARD_EXAMPLE_TOOLS_BUILT=1` (scripts/test.sh built them).
+/// unless `WASMWARD_EXAMPLE_TOOLS_BUILT=1` (scripts/test.sh built them),
+/// then compiles the Python and JS tools into the shared cache once, so
+/// that tests running in parallel do not each compile them (seconds each).
 pub fn ensure_built() {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         if std::env::var("WASMWARD_EXAMPLE_TOOLS_BUILT").as_deref() != Ok("1") {
             run_script("build-tools.sh");
             run_script("build-lang-tools.sh");
+        }
+        let rt = wasmward::Runtime::new(wasmward::RuntimeOptions { max_concurrent_calls: 4, cache_dir: Some(shared_cache()) })
+            .expect("runtime");
+        for tool in ["python-text", "js-text"] {
+            let path = repo_root().join("example-tools/target/lang").join(format!("{tool}.wasm"));
+            let plan = wasmward::sandbox::SandboxPlan::deny_all("warm", Default::default());
+            if let Err(e) = rt.load_tool(plan, &path, None) {
+                panic!("{tool} does not load: {e}");
+            }
         }
     });
 }
