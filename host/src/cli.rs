@@ -82,7 +82,7 @@ pub enum Command {
         #[command(subcommand)]
         action: crate::server::cli::ApproveAction,
     },
-    /// Scaffold a new tool crate.
+    /// Scaffold a new tool (Rust crate, Python app or JS module).
     New {
         name: String,
         #[arg(long, value_enum, default_value = "rust")]
@@ -96,6 +96,10 @@ pub enum Command {
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum Lang {
     Rust,
+    /// componentize-py 0.25
+    Python,
+    /// componentize-js 0.23
+    Js,
 }
 
 /// A failure with its exit status.

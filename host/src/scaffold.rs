@@ -1,5 +1,7 @@
-//! `wasmward new NAME`: a tool crate from the SDK's template that builds to
-//! a component with `cargo build --release --target wasm32-wasip2`.
+//! `wasmward new NAME [--lang rust|python|js]`: a tool from the SDK's
+//! templates that builds to a component with one command. Python and JS
+//! tools get a copy of wasmward's WIT (under `wit/deps`) and of the SDK's
+//! build helpers, so they build on their own.
 
 use crate::cli::Lang;
 use std::path::{Path, PathBuf};
@@ -20,6 +22,8 @@ pub fn new_tool(name: &str, lang: Lang, dir: Option<&Path>) -> Result<(), String
     })?;
     let lang_dir = match lang {
         Lang::Rust => "rust",
+        Lang::Python => "python",
+        Lang::Js => "js",
     };
     let template = sdk.join("template").join(lang_dir);
     let dest = dir.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(name));
@@ -31,14 +35,68 @@ pub fn new_tool(name: &str, lang: Lang, dir: Option<&Path>) -> Result<(), String
         ("{{name_snake}}", name.replace('-', "_")),
         ("{{sdk_path}}", sdk.display().to_string()),
     ];
-    let files = copy_template(&template, &dest, &vars)?;
+    let mut files = copy_template(&template, &dest, &vars)?;
     if files == 0 {
         return Err(format!("template {} is empty", template.display()));
     }
-    println!("created {} ({files} files)", dest.display());
-    println!("build it:  cd {} && cargo build --release --target wasm32-wasip2", dest.display());
-    println!("call it:   wasmward call target/wasm32-wasip2/release/{}.wasm greet --args '{{\"name\":\"world\"}}'", name.replace('-', "_"));
+    if lang != Lang::Rust {
+        files += copy_guest_support(&sdk, lang, &dest)?;
+    }
+    let shown = dest.display();
+    println!("created {shown} ({files} files)");
+    match lang {
+        Lang::Rust => {
+            println!("build it:  cd {shown} && cargo build --release --target wasm32-wasip2");
+            println!("call it:   wasmward call target/wasm32-wasip2/release/{}.wasm greet --args '{{\"name\":\"world\"}}'", name.replace('-', "_"));
+        }
+        Lang::Python => {
+            println!("set up:    cd {shown} && python3 -m venv .venv && .venv/bin/pip install 'componentize-py==0.25.*'");
+            println!("build it:  .venv/bin/python build.py        # writes {name}.wasm");
+        }
+        Lang::Js => {
+            println!("set up:    cd {shown} && npm install");
+            println!("build it:  npm run build                    # writes {name}.wasm");
+        }
+    }
+    if lang != Lang::Rust {
+        println!("it embeds an interpreter: give it `allow_eval_exec = true` in its [tool.policy] (see sdk/{lang_dir}/README.md)");
+    }
     Ok(())
+}
+
+/// wasmward's WIT into `wit/deps/` and the SDK's build helpers: what a
+/// Python or JS tool needs besides its template. Returns the file count.
+fn copy_guest_support(sdk: &Path, lang: Lang, dest: &Path) -> Result<usize, String> {
+    let wit = sdk.join("..").join("wit");
+    let deps = dest.join("wit").join("deps");
+    let mut copies = vec![(wit.join("tool.wit"), deps.join("wasmward-tool.wit"))];
+    let vendored = std::fs::read_dir(wit.join("deps")).map_err(|e| format!("cannot read {}: {e}", wit.join("deps").display()))?;
+    for entry in vendored {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        if path.extension().is_some_and(|x| x == "wit") {
+            copies.push((path.clone(), deps.join(path.file_name().expect("a file name"))));
+        }
+    }
+    match lang {
+        Lang::Python => {
+            copies.push((sdk.join("python/build.py"), dest.join("build.py")));
+            for module in ["__init__.py", "http.py", "log.py"] {
+                copies.push((sdk.join("python/wasmward_sdk").join(module), dest.join("wasmward_sdk").join(module)));
+            }
+        }
+        Lang::Js => {
+            copies.push((sdk.join("js/embed-docs.mjs"), dest.join("embed-docs.mjs")));
+            copies.push((sdk.join("js/package-lock.json"), dest.join("package-lock.json")));
+        }
+        Lang::Rust => {}
+    }
+    for (from, to) in &copies {
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        }
+        std::fs::copy(from, to).map_err(|e| format!("cannot copy {} to {}: {e}", from.display(), to.display()))?;
+    }
+    Ok(copies.len())
 }
 
 /// Copies `src` to `dest`, substituting `vars` and dropping `.tmpl`.

@@ -42,12 +42,24 @@ pub fn detect(m: &Metadata) -> Option<Interpreter> {
         }
     }
     for name in &m.core_module_names {
-        if name.starts_with("libpython") || name.contains("componentize_py") {
+        if is_python_module(name) {
             found.push(("CPython", format!("core module `{name}`")));
         }
     }
+    // Structural: these survive the removal of every custom section.
+    for name in &m.core_import_modules {
+        if is_python_module(name) {
+            found.push(("CPython", format!("core imports from `{name}`")));
+        }
+    }
+    for export in ["Py_Initialize", "Py_GetBuildInfo", "PyRun_StringFlags"] {
+        if m.core_exports.contains(export) {
+            found.push(("CPython", format!("core export `{export}`")));
+        }
+    }
+    let spidermonkey = ["StarlingMonkey", "SpiderMonkey", "js::frontend::"];
     for export in ["wizer.resume", "wizer.initialize"] {
-        if m.core_exports.contains(export) && m.markers.iter().any(|k| k.starts_with("SpiderMonkey")) {
+        if m.core_exports.contains(export) && m.markers.iter().any(|k| spidermonkey.contains(&k.as_str())) {
             found.push(("SpiderMonkey (StarlingMonkey)", format!("core export `{export}`")));
         }
     }
@@ -59,6 +71,10 @@ pub fn detect(m: &Metadata) -> Option<Interpreter> {
     let runtime = found.first()?.0;
     let evidence = found.into_iter().filter(|(r, _)| *r == runtime).map(|(_, e)| e).collect();
     Some(Interpreter { runtime, evidence })
+}
+
+fn is_python_module(name: &str) -> bool {
+    name.starts_with("libpython") || name.contains("componentize_py")
 }
 
 #[cfg(test)]
@@ -79,6 +95,16 @@ mod tests {
         m
     }
 
+    fn with_import(mut m: Metadata, module: &str) -> Metadata {
+        m.core_import_modules.insert(module.to_string());
+        m
+    }
+
+    fn with_export(mut m: Metadata, name: &str) -> Metadata {
+        m.core_exports.insert(name.to_string());
+        m
+    }
+
     #[test]
     fn interpreters_are_found_by_any_marker() {
         let cases: Vec<(Metadata, Option<&str>)> = vec![
@@ -92,6 +118,11 @@ mod tests {
             (meta(&[("processed-by", "ComponentizeJS")], &[], &[]), Some("SpiderMonkey (StarlingMonkey)")),
             (meta(&[], &[], &["StarlingMonkey"]), Some("SpiderMonkey (StarlingMonkey)")),
             (meta(&[], &[], &["QuickJS"]), Some("QuickJS")),
+            (with_import(meta(&[], &[], &[]), "libpython3.14.so"), Some("CPython")),
+            (with_import(meta(&[], &[], &[]), "env"), None),
+            (with_export(meta(&[], &[], &["StarlingMonkey"]), "wizer.resume"), Some("SpiderMonkey (StarlingMonkey)")),
+            (with_export(meta(&[], &[], &[]), "wizer.resume"), None),
+            (with_export(meta(&[], &[], &[]), "Py_Initialize"), Some("CPython")),
             (meta(&[], &[], &["lua_pcallk"]), Some("Lua")),
         ];
         for (m, want) in cases {

@@ -14,6 +14,10 @@ pub struct Metadata {
     pub core_module_names: BTreeSet<String>,
     #[serde(skip)]
     pub core_exports: BTreeSet<String>,
+    /// Module names core imports are taken from (`env`,
+    /// `libpython3.14.so`, ...): structural, unlike the name sections.
+    #[serde(skip)]
+    pub core_import_modules: BTreeSet<String>,
     pub core_modules: usize,
     /// Sum of the initial sizes of all defined linear memories.
     pub min_memory_bytes: u64,
@@ -54,6 +58,11 @@ pub fn read(bytes: &[u8]) -> Result<Metadata, String> {
             Payload::ExportSection(r) => {
                 for e in r.into_iter().flatten() {
                     m.core_exports.insert(e.name.to_string());
+                }
+            }
+            Payload::ImportSection(r) => {
+                for imp in r.into_imports().flatten() {
+                    m.core_import_modules.insert(imp.module.to_string());
                 }
             }
             Payload::MemorySection(r) => {

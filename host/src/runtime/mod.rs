@@ -283,16 +283,21 @@ fn classify_trap(e: &wasmtime::Error, limits: &sandbox::Limits, refused: Option<
         Some(t) => t.to_string(),
         None => format!("{e}"),
     };
-    // A Rust guest's panic message is on its stderr; it explains the trap.
+    // A Python exception or a Rust guest's panic message is on its stderr;
+    // it explains the trap.
     if let Some(why) = guest_panic(stderr) {
         message.push_str(&format!(" (guest {why})"));
     }
     CallError::Trap { message }
 }
 
-/// The panic report on a guest's stderr: the `panicked at` line and the
-/// message line after it, or else the last line.
+/// What a guest's stderr says about its trap: the exception line of the
+/// last Python traceback, else a Rust `panicked at` line and the message
+/// line after it, else the last line.
 fn guest_panic(stderr: &str) -> Option<String> {
+    if let Some(e) = python_exception(stderr) {
+        return Some(e.chars().take(500).collect());
+    }
     let lines: Vec<&str> = stderr.lines().collect();
     let text = match lines.iter().rposition(|l| l.contains("panicked at")) {
         Some(i) => lines[i..lines.len().min(i + 2)].join(" "),
@@ -301,19 +306,36 @@ fn guest_panic(stderr: &str) -> Option<String> {
     Some(text.chars().take(500).collect())
 }
 
+/// The exception line (`LookupError: ...`) of the last Python traceback on
+/// a componentize-py guest's stderr.
+fn python_exception(stderr: &str) -> Option<&str> {
+    let (_, tail) = stderr.rsplit_once("Traceback (most recent call last):")?;
+    tail.lines().skip(1).find(|l| !l.is_empty() && !l.starts_with(' '))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::guest_panic;
+    use super::{guest_panic, python_exception};
 
     #[test]
     fn panic_reports_keep_the_message_line() {
         let cases = [
             ("thread '<unnamed>' (1) panicked at src/lib.rs:69:9:\nboom\nnote: run with `RUST_BACKTRACE=1`\n", Some("thread '<unnamed>' (1) panicked at src/lib.rs:69:9: boom")),
+            ("Traceback (most recent call last):\n  File \"/0/app.py\", line 9, in g\nKeyError: 'a'\n", Some("KeyError: 'a'")),
             ("some output\nlast words\n", Some("last words")),
             ("", None),
         ];
         for (stderr, want) in cases {
             assert_eq!(guest_panic(stderr).as_deref(), want);
         }
+    }
+
+    #[test]
+    fn python_exceptions_are_taken_from_the_last_traceback() {
+        let stderr = "Traceback (most recent call last):\n  File \"/0/app.py\", line 3, in f\nKeyError: 'a'\n\
+                      Traceback (most recent call last):\n  File \"/0/app.py\", line 9, in g\n    x()\n\
+                      LookupError: unknown encoding: idna\n\nthread '<unnamed>' (1) panicked at runtime/src/lib.rs:1293:29:\n";
+        assert_eq!(python_exception(stderr), Some("LookupError: unknown encoding: idna"));
+        assert_eq!(python_exception("thread 'main' panicked at src/lib.rs:1:1:"), None);
     }
 }

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Builds the Python and JavaScript example tools from source into
+# example-tools/target/lang/{python-text,js-text}.wasm.
+#
+# Installs the toolchains itself: componentize-py 0.25.x into a venv under
+# target/lang/venv, componentize-js 0.23.x from sdk/js's committed
+# package.json and lock file into target/lang/js. Each tool is rebuilt only when a hash of its inputs
+# (sources, the repo's WIT, the SDK helpers, the toolchain version) changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+work=$root/target/lang
+out=$root/example-tools/target/lang
+mkdir -p "$work" "$out"
+
+need() { command -v "$1" >/dev/null || { echo "build-lang-tools: $1 is required ($2)" >&2; exit 1; }; }
+need python3 "Python >= 3.10 with venv"
+need node "Node.js >= 18"
+need npm "npm"
+
+# --- toolchains -------------------------------------------------------------
+venv=$work/venv
+if ! "$venv/bin/componentize-py" --version 2>/dev/null | grep -q '^componentize-py 0\.25\.'; then
+  echo "installing componentize-py 0.25.x into $venv..." >&2
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check 'componentize-py==0.25.*'
+fi
+pyver=$("$venv/bin/componentize-py" --version)
+
+js=$work/js
+lock_hash=$(cat sdk/js/package.json sdk/js/package-lock.json | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$js/node_modules/.wasmward-lock" 2>/dev/null)" != "$lock_hash" ]; then
+  echo "installing componentize-js from sdk/js/package-lock.json into $js..." >&2
+  rm -rf "$js" && mkdir -p "$js"
+  cp sdk/js/package.json sdk/js/package-lock.json "$js/"
+  # `npm ci` refuses a lock that lacks the optional per-platform packages a
+  # registry mirror does not carry; `npm install` then resolves the same
+  # pinned versions from the lock.
+  (cd "$js" && { npm ci --no-audit --no-fund --loglevel=error 2>/dev/null \
+    || npm install --no-audit --no-fund --loglevel=error; })
+  echo "$lock_hash" > "$js/node_modules/.wasmward-lock"
+fi
+cjs=$js/node_modules/@bytecodealliance/componentize-js
+jsver="componentize-js $(node -p "require('$cjs/package.json').version")"
+
+# --- staging and builds -----------------------------------------------------
+# The guest toolchains read one WIT directory: the tool's world.wit plus
+# deps/ holding wasmward:tool and the WASI packages it includes.
+stage() { # stage TOOL FILES... -> prints the staging dir
+  local tool=$1; shift
+  local dir=$work/stage/$tool
+  rm -rf "$dir" && mkdir -p "$dir/wit/deps"
+  cp example-tools/"$tool"/wit/world.wit "$dir/wit/"
+  cp wit/deps/*.wit "$dir/wit/deps/"
+  cp wit/tool.wit "$dir/wit/deps/wasmward-tool.wit"
+  for f in "$@"; do cp -r "$f" "$dir/"; done
+  echo "$dir"
+}
+
+inputs_hash() { # inputs_hash VERSION PATHS...
+  local ver=$1; shift
+  { echo "$ver"; find "$@" -type f ! -path '*/__pycache__/*' ! -path '*/node_modules/*' -print0 | sort -z | xargs -0 sha256sum; } | sha256sum | cut -d' ' -f1
+}
+
+fresh() { # fresh TOOL HASH: true when the built file matches the hash
+  [ -f "$out/$1.wasm" ] && [ "$(cat "$out/$1.wasm.inputs" 2>/dev/null)" = "$2" ]
+}
+
+tool=python-text
+h=$(inputs_hash "$pyver" example-tools/$tool wit sdk/python)
+if fresh $tool "$h"; then
+  echo "$tool: up to date" >&2
+else
+  echo "building $tool with $pyver..." >&2
+  dir=$(stage $tool example-tools/$tool/app.py sdk/python/wasmward_sdk)
+  "$venv/bin/python" sdk/python/build.py "$dir" --out "$out/$tool.wasm"
+  echo "$h" > "$out/$tool.wasm.inputs"
+fi
+
+tool=js-text
+h=$(inputs_hash "$jsver" example-tools/$tool wit sdk/js/embed-docs.mjs sdk/js/package-lock.json)
+if fresh $tool "$h"; then
+  echo "$tool: up to date" >&2
+else
+  echo "building $tool with $jsver..." >&2
+  dir=$(stage $tool example-tools/$tool/app.js)
+  node "$cjs/src/cli.js" "$dir/app.js" -w "$dir/wit" -n $tool -o "$out/$tool.wasm.tmp"
+  node sdk/js/embed-docs.mjs "$out/$tool.wasm.tmp" "$dir/wit/world.wit" >/dev/null
+  mv "$out/$tool.wasm.tmp" "$out/$tool.wasm"
+  echo "built $out/$tool.wasm ($(stat -c %s "$out/$tool.wasm") bytes)" >&2
+  echo "$h" > "$out/$tool.wasm.inputs"
+fi
