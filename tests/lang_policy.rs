@@ -1,13 +1,5 @@
 //! Python and JS tools under a policy: the same refusals, guest-visible
 //! errors and audit rows as a Rust tool.
-//!
-//! MARKED: the tests marked `#[ignore = "needs sandbox ..."]` are written
-//! against the documented enforcement (DESIGN.md: a virtual root preopen
-//! whose refusals are `fs` denials; `wasi:sockets` name lookup and connect
-//! checked against `allowed_network_hosts` as `net` denials; `wasi:http`
-//! requests checked as `http` denials), which lands with sandbox/fs.rs,
-//! net.rs and http.rs on main. Remove the `ignore` once merged with them.
-//! The HTTP refusal is enforced on this branch already, so it runs.
 
 mod lang_support;
 
@@ -85,7 +77,6 @@ async fn http_to_a_host_not_on_the_list_is_refused_and_audited() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs sandbox/http.rs from main (allowed hosts); run after merging"]
 async fn http_to_an_allowed_host_works_from_python_and_js() {
     let dir = TestDir::new();
     let mount = dir.path().join("mnt");
@@ -110,7 +101,6 @@ async fn http_to_an_allowed_host_works_from_python_and_js() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs sandbox/fs.rs from main (mounts, virtual root, fs denials); run after merging"]
 async fn writing_outside_the_mount_is_refused_and_audited() {
     let dir = TestDir::new();
     let mount = dir.path().join("mnt");
@@ -144,7 +134,6 @@ async fn writing_outside_the_mount_is_refused_and_audited() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs sandbox/net.rs from main (name lookup and connect checks); run after merging"]
 async fn connecting_to_a_host_not_on_the_list_is_refused_and_audited() {
     let dir = TestDir::new();
     let mount = dir.path().join("mnt");

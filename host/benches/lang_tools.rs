@@ -37,7 +37,7 @@ fn env_usize(key: &str, default: usize) -> usize {
 }
 
 fn runtime(cache_dir: Option<PathBuf>) -> Runtime {
-    Runtime::new(RuntimeOptions { max_concurrent_calls: 16, cache_dir }).expect("runtime")
+    Runtime::new(RuntimeOptions { max_concurrent_calls: 16, cache_dir, ..Default::default() }).expect("runtime")
 }
 
 fn plan(name: &str) -> SandboxPlan {

@@ -38,7 +38,7 @@ pub fn ensure_built() {
             run_script("build-tools.sh");
             run_script("build-lang-tools.sh");
         }
-        let rt = wasmward::Runtime::new(wasmward::RuntimeOptions { max_concurrent_calls: 4, cache_dir: Some(shared_cache()) })
+        let rt = wasmward::Runtime::new(wasmward::RuntimeOptions { max_concurrent_calls: 4, cache_dir: Some(shared_cache()), ..Default::default() })
             .expect("runtime");
         for tool in ["python-text", "js-text"] {
             let path = repo_root().join("example-tools/target/lang").join(format!("{tool}.wasm"));
