@@ -78,6 +78,7 @@ impl ChainPos {
 }
 
 /// A signed `(seq, hash)` from the head file or the anchor row.
+#[derive(Clone)]
 pub(super) enum Signed {
     Missing,
     /// Not parseable (for the head: possibly torn by a power loss).
@@ -121,25 +122,63 @@ fn parse_signed(key: &AuditKey, domain: &str, text: &str) -> Signed {
     Signed::Valid(pos)
 }
 
+/// Bytes per head slot. The head file holds two slots written in turn, so
+/// a write torn by a crash leaves the other, one batch older, intact.
+const HEAD_SLOT: usize = 256;
+
 pub(super) fn read_head(db: &Path, key: &AuditKey) -> Result<Signed> {
     let path = head_path(db);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Ok(parse_signed(key, "head", &text)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Signed::Missing),
-        Err(e) => Err(io_err(path)(e)),
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Signed::Missing),
+        Err(e) => return Err(io_err(path)(e)),
+    };
+    let slots: Vec<Signed> = if bytes.len() == 2 * HEAD_SLOT {
+        bytes.chunks(HEAD_SLOT).map(|c| parse_signed(key, "head", String::from_utf8_lossy(c).trim())).collect()
+    } else {
+        vec![parse_signed(key, "head", String::from_utf8_lossy(&bytes).trim())]
+    };
+    Ok(newest_slot(slots))
+}
+
+/// A forged slot wins over everything (it is tampering); else the valid
+/// slot with the highest seq; else the first problem.
+fn newest_slot(slots: Vec<Signed>) -> Signed {
+    if let Some(bad) = slots.iter().find(|s| matches!(s, Signed::Invalid(_))) {
+        return bad.clone();
+    }
+    let valid = slots.iter().filter_map(|s| match s {
+        Signed::Valid(p) => Some(p.clone()),
+        _ => None,
+    });
+    match valid.max_by_key(|p| p.seq) {
+        Some(p) => Signed::Valid(p),
+        None => slots.into_iter().next().unwrap_or(Signed::Missing),
     }
 }
 
-/// Writes `<db>.head` via a temp file + rename. Not fsynced (that would
-/// double the cost of a commit): after a power loss the checkpoint can only
-/// be stale (accepted) or unreadable (treated as missing at open).
-pub(super) fn write_head(db: &Path, key: &AuditKey, pos: &ChainPos) -> Result<()> {
+/// Writes the head checkpoint in place into `slot` (0 or 1) of `<db>.head`.
+/// Not fsynced (that would double the cost of a commit): after a power loss
+/// the checkpoint can only be stale (accepted) or unreadable (treated as
+/// missing at open). In place, because create + rename per batch cost up
+/// to a millisecond on the hot path.
+pub(super) fn write_head(db: &Path, key: &AuditKey, pos: &ChainPos, slot: u8) -> Result<()> {
+    use std::os::unix::fs::{FileExt, OpenOptionsExt};
     let path = head_path(db);
-    let tmp = sidecar(db, &format!(".head.tmp.{}", std::process::id()));
-    let mut f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
-    f.write_all(signed_json(key, "head", pos).as_bytes())
-        .map_err(io_err(&tmp))?;
-    std::fs::rename(&tmp, &path).map_err(io_err(&path))
+    let mut text = signed_json(key, "head", pos);
+    if text.len() >= HEAD_SLOT {
+        return Err(io_err(&path)(std::io::Error::other("head checkpoint does not fit its slot")));
+    }
+    text.extend(std::iter::repeat_n(' ', HEAD_SLOT - 1 - text.len()));
+    text.push('\n');
+    let f = std::fs::OpenOptions::new().create(true).write(true).truncate(false).mode(0o600).open(&path).map_err(io_err(&path))?;
+    let len = f.metadata().map_err(io_err(&path))?.len();
+    if len != 2 * HEAD_SLOT as u64 {
+        // A new file, or the one-record layout: start both slots afresh.
+        f.set_len(0).map_err(io_err(&path))?;
+        f.write_all_at(text.as_bytes(), HEAD_SLOT as u64).map_err(io_err(&path))?;
+    }
+    f.write_all_at(text.as_bytes(), u64::from(slot % 2) * HEAD_SLOT as u64).map_err(io_err(&path))
 }
 
 pub(super) fn read_anchor(conn: &Connection, key: &AuditKey) -> Result<Signed> {
@@ -228,6 +267,8 @@ pub(super) struct Store {
     /// tail was cut, new rows continue after the checkpoint, so the gap
     /// stays visible to `verify` instead of being papered over.
     floor: ChainPos,
+    /// The head slot the next checkpoint goes to.
+    head_slot: u8,
 }
 
 impl Store {
@@ -286,6 +327,7 @@ impl Store {
             key,
             path: path.to_path_buf(),
             floor,
+            head_slot: 0,
         })
     }
 
@@ -332,7 +374,8 @@ impl Store {
             }
         }
         tx.commit()?;
-        write_head(&self.path, &self.key, &pos)?;
+        write_head(&self.path, &self.key, &pos, self.head_slot)?;
+        self.head_slot ^= 1;
         Ok(out)
     }
 }

@@ -31,6 +31,8 @@ use super::store::{Appended, Pending, Store};
 /// Most events per transaction, and longest time spent gathering them.
 const MAX_BATCH_EVENTS: usize = 2048;
 const MAX_GATHER: Duration = Duration::from_millis(5);
+/// How long a batch waits for company when the last one had some.
+const LINGER: Duration = Duration::from_micros(300);
 
 type Ack = oneshot::Sender<Result<(), String>>;
 
@@ -195,17 +197,29 @@ impl AuditLog {
 }
 
 fn run(mut store: Store, mut rx: mpsc::Receiver<Msg>, redactor: Redactor) {
+    // Under concurrent load a short wait for more events makes batches, and
+    // so commits, fewer; a lone caller never waits.
+    let mut busy = false;
     while let Some(first) = rx.blocking_recv() {
         let mut items = Vec::new();
         let mut acks = Vec::new();
         take(first, &mut rx, &mut items, &mut acks);
         let start = Instant::now();
+        let linger = if busy { LINGER } else { Duration::ZERO };
+        let mut messages = 1;
         while items.len() < MAX_BATCH_EVENTS && start.elapsed() < MAX_GATHER {
             match rx.try_recv() {
-                Ok(msg) => take(msg, &mut rx, &mut items, &mut acks),
+                Ok(msg) => {
+                    messages += 1;
+                    take(msg, &mut rx, &mut items, &mut acks)
+                }
+                Err(mpsc::error::TryRecvError::Empty) if start.elapsed() < linger => {
+                    std::thread::sleep(Duration::from_micros(50))
+                }
                 Err(_) => break,
             }
         }
+        busy = messages > 1;
         if items.is_empty() {
             continue;
         }
