@@ -253,6 +253,7 @@ async fn blocked_imports_refuse_the_component_at_load() {
     assert!(e.contains("tool \"hostile\""), "{e}");
     assert!(e.contains("import `wasi:sockets/"), "{e}");
     assert!(e.contains("blocked by blocked_imports entry `wasi:sockets/*`"), "{e}");
+    assert!(e.contains("Fix: remove the matching blocked_imports entry"), "{e}");
 
     let (calls, load) = audited(&dir.audit_db());
     assert!(calls.is_empty());
@@ -275,6 +276,7 @@ async fn strict_imports_turns_ungrantable_imports_into_errors() {
     assert!(e.contains("tool \"hostile\": import `"), "{e}");
     let fields = ["allowed_network_hosts", "allow_udp", "allow_subprocess", "subprocess_allowlist", "allowed_read_paths"];
     assert!(fields.iter().any(|f| e.contains(f)), "the error must name the field to change: {e}");
+    assert!(e.contains("Fix: grant what it needs"), "{e}");
     let (_, load) = audited(&dir.audit_db());
     assert_eq!(load.len(), 1);
     assert_eq!((load[0].capability.as_str(), load[0].op.as_str()), ("import", "import"));

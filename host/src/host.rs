@@ -215,8 +215,13 @@ fn vet(tool: &Tool) -> Result<(), LoadRefusal> {
         tracing::info!(tool = %tool.name, imports = ?ungrantable, "imports its policy can never grant (set strict_imports = true to refuse)");
     }
     if let Some(p) = problems.iter().find(|p| p.fatal) {
+        let fix = if policy.strict_imports && policy.imports.check_import(&p.import) == crate::policy::ImportVerdict::Allowed {
+            "grant what it needs in [tool.policy], set strict_imports = false, or rebuild the tool without this import"
+        } else {
+            "remove the matching blocked_imports entry (or add the import to allowed_imports) in [tool.policy], or rebuild the tool without this import"
+        };
         return Err(LoadRefusal {
-            message: p.to_string(),
+            message: format!("{p}. Fix: {fix}"),
             denial: Denial {
                 kind: DenialKind::Import,
                 op: "import".into(),
@@ -270,6 +275,9 @@ pub async fn host_for_file(path: &Path, cfg: &Config) -> anyhow::Result<(Host, S
         .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
         .collect();
     let mut one = cfg.clone();
+    if one.source.is_empty() {
+        one.source = path.display().to_string();
+    }
     one.tools = vec![crate::config::ToolConfig {
         name: name.clone(),
         path: std::path::absolute(path)?,
