@@ -6,4 +6,4 @@ wasmtime::component::bindgen!({
     imports: { default: async },
 });
 
-pub use wasmward::tool::{log, process};
+pub use self::wasmward::tool::{log, process};
