@@ -10,6 +10,10 @@
 //! Env: `BENCH_CALLS` (default 20000), `BENCH_PY_CALLS` (default 100),
 //! `WASMWARD_EXAMPLE_TOOLS_BUILT=1` to skip building the example tools.
 
+#[path = "support/mod.rs"]
+mod support;
+use support::{env_usize, stats, us, Stats};
+
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -207,18 +211,6 @@ impl Setup {
 
 // ------------------------------------------------------------- measuring
 
-struct Stats {
-    p50: Duration,
-    p99: Duration,
-    per_sec: f64,
-}
-
-fn stats(mut lat: Vec<Duration>, wall: Duration) -> Stats {
-    lat.sort();
-    let at = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)];
-    Stats { p50: at(0.50), p99: at(0.99), per_sec: lat.len() as f64 / wall.as_secs_f64() }
-}
-
 async fn sequential(setup: &Setup, which: Which, n: usize) -> Stats {
     let mut lat = Vec::with_capacity(n);
     let start = Instant::now();
@@ -333,25 +325,9 @@ fn breakdown(setup: &Setup, n: usize) -> Vec<(&'static str, Duration)> {
     ]
 }
 
-fn build_tools(root: &Path) {
-    if std::env::var("WASMWARD_EXAMPLE_TOOLS_BUILT").as_deref() == Ok("1") {
-        return;
-    }
-    let ok = std::process::Command::new("bash").arg(root.join("scripts/build-tools.sh")).status().unwrap().success();
-    assert!(ok, "scripts/build-tools.sh failed");
-}
-
-fn env_usize(key: &str, default: usize) -> usize {
-    std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn us(d: Duration) -> String {
-    format!("{:.1} µs", d.as_secs_f64() * 1e6)
-}
-
 fn main() {
-    let root: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
-    build_tools(&root);
+    let root: PathBuf = support::repo_root();
+    support::build_tools(&["build-tools.sh"]);
     let text = root.join("example-tools/target/wasm32-wasip2/release/text.wasm");
     let n = env_usize("BENCH_CALLS", 20_000);
     let py_n = env_usize("BENCH_PY_CALLS", 100);

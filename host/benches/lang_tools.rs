@@ -7,34 +7,16 @@
 //! Python and JS), `BENCH_LOADS` (default 5 warm loads per tool),
 //! `WASMWARD_EXAMPLE_TOOLS_BUILT=1` to skip building the example tools.
 
+#[path = "support/mod.rs"]
+mod support;
+use support::{env_usize, percentile, repo_root};
+
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use wasmward::component::cache::CacheOutcome;
 use wasmward::sandbox::{Limits, SandboxPlan};
 use wasmward::{Runtime, RuntimeOptions};
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("host/ has a parent").to_path_buf()
-}
-
-fn build_tools() {
-    if std::env::var("WASMWARD_EXAMPLE_TOOLS_BUILT").as_deref() == Ok("1") {
-        return;
-    }
-    for script in ["build-tools.sh", "build-lang-tools.sh"] {
-        let ok = std::process::Command::new("bash")
-            .arg(repo_root().join("scripts").join(script))
-            .status()
-            .unwrap_or_else(|e| panic!("cannot run {script}: {e}"))
-            .success();
-        assert!(ok, "{script} failed");
-    }
-}
-
-fn env_usize(key: &str, default: usize) -> usize {
-    std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
 fn runtime(cache_dir: Option<PathBuf>) -> Runtime {
     Runtime::new(RuntimeOptions { max_concurrent_calls: 16, cache_dir, ..Default::default() }).expect("runtime")
@@ -46,10 +28,6 @@ fn plan(name: &str) -> SandboxPlan {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 struct Row {
@@ -107,7 +85,7 @@ async fn measure(lang: &'static str, path: &Path, calls: usize, loads: usize) ->
 
 #[tokio::main]
 async fn main() {
-    build_tools();
+    support::build_tools(&["build-tools.sh", "build-lang-tools.sh"]);
     let calls = env_usize("BENCH_CALLS", 2000);
     let lang_calls = env_usize("BENCH_LANG_CALLS", 300);
     let loads = env_usize("BENCH_LOADS", 5);

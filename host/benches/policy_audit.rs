@@ -23,6 +23,10 @@
 //! (default 50000), `WASMWARD_EXAMPLE_TOOLS_BUILT=1` to skip building the
 //! example tools.
 
+#[path = "support/mod.rs"]
+mod support;
+use support::{env_usize, us};
+
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -238,22 +242,6 @@ fn head_write_cost(dir: &Path, n: usize) -> (Duration, Duration) {
     (replace, t.elapsed() / n as u32)
 }
 
-fn build_tools(root: &Path) {
-    if std::env::var("WASMWARD_EXAMPLE_TOOLS_BUILT").as_deref() == Ok("1") {
-        return;
-    }
-    let ok = std::process::Command::new("bash").arg(root.join("scripts/build-tools.sh")).status().unwrap().success();
-    assert!(ok, "scripts/build-tools.sh failed");
-}
-
-fn env_usize(key: &str, default: usize) -> usize {
-    std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn us(d: Duration) -> String {
-    format!("{:.1} µs", d.as_secs_f64() * 1e6)
-}
-
 fn host_config(tmp: &Path, text: &Path, durability: &str, db: &str) -> Config {
     let data = tmp.join("data");
     let out = tmp.join("out");
@@ -278,8 +266,8 @@ fn host_config(tmp: &Path, text: &Path, durability: &str, db: &str) -> Config {
 }
 
 fn main() {
-    let root: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
-    build_tools(&root);
+    let root: PathBuf = support::repo_root();
+    support::build_tools(&["build-tools.sh"]);
     let text = root.join("example-tools/target/wasm32-wasip2/release/text.wasm");
     let n = env_usize("BENCH_CALLS", 20_000);
     let rounds = env_usize("BENCH_ROUNDS", 3).max(1);

@@ -9,6 +9,10 @@
 //!
 //! Needs the example tools (scripts/build-tools.sh).
 
+#[path = "support/mod.rs"]
+mod support;
+use support::{stats, us, Stats};
+
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, InitializeResult, ListToolsResult,
     PaginatedRequestParams, ServerCapabilities, Tool,
@@ -52,22 +56,6 @@ impl ServerHandler for Echo {
         r.content = vec![ContentBlock::text(greeting)];
         Ok(r.into())
     }
-}
-
-struct Stats {
-    p50: Duration,
-    p99: Duration,
-    per_sec: f64,
-}
-
-fn stats(mut lat: Vec<Duration>, wall: Duration) -> Stats {
-    lat.sort();
-    let pick = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)];
-    Stats { p50: pick(0.50), p99: pick(0.99), per_sec: lat.len() as f64 / wall.as_secs_f64() }
-}
-
-fn us(d: Duration) -> String {
-    format!("{:.0} µs", d.as_secs_f64() * 1e6)
 }
 
 /// Sequential round trips of `text.greet` over MCP stdio to `cmd`.
