@@ -49,13 +49,19 @@ fn run_script(args: &[&str]) {
 
 const GATE: &str = "[gate]\ndenied_tools = [\"hostile.loop-forever\"]\n";
 
+/// The config the script reloads to: the same gate plus a second tool.
+fn write_reload_config(cfg: &TestConfig) -> std::path::PathBuf {
+    let reload = cfg.dir.path().join("reload.toml");
+    let extra = format!("{GATE}\n[[tool]]\nname = \"text2\"\npath = {:?}\n", example_wasm("text").display().to_string());
+    std::fs::write(&reload, serve_common::base_config(&extra)).unwrap();
+    reload
+}
+
 #[test]
 fn python_sdk_over_stdio() {
     let cfg = TestConfig::new(GATE);
     let inspect = inspect_file(&cfg);
-    let reload = cfg.dir.path().join("reload.toml");
-    let extra = format!("{GATE}\n[[tool]]\nname = \"text2\"\npath = {:?}\n", example_wasm("text").display().to_string());
-    std::fs::write(&reload, serve_common::base_config(&extra)).unwrap();
+    let reload = write_reload_config(&cfg);
     run_script(&[
         "stdio",
         "--bin",
@@ -75,9 +81,7 @@ fn python_sdk_over_streamable_http() {
     let inspect = inspect_file(&cfg);
     let s = TestServer::start(&cfg);
     let token = cfg.token("py-agent", "*", &[]);
-    let reload = cfg.dir.path().join("reload.toml");
-    let extra = format!("{GATE}\n[[tool]]\nname = \"text2\"\npath = {:?}\n", example_wasm("text").display().to_string());
-    std::fs::write(&reload, serve_common::base_config(&extra)).unwrap();
+    let reload = write_reload_config(&cfg);
     run_script(&[
         "http",
         "--url",

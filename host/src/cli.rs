@@ -206,8 +206,7 @@ fn report_call(record: CallRecord) -> Result<(), Failure> {
 
 fn inspect(file: &Path, as_json: bool) -> Result<(), Failure> {
     let rt = crate::host::runtime_for(&Config::default()).map_err(|e| usage(format!("{e:#}")))?;
-    let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("tool").to_ascii_lowercase();
-    let plan = crate::sandbox::SandboxPlan::deny_all(&stem, Default::default());
+    let plan = crate::sandbox::SandboxPlan::deny_all(&crate::host::tool_name_for_file(file), Default::default());
     let tool = rt.load_tool(plan, file, None).map_err(usage)?;
     let interpreter = crate::component::eval::detect(&tool.loaded.metadata);
     let l = &tool.loaded;

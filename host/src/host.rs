@@ -264,16 +264,21 @@ pub fn call_events(r: &CallRecord, args: &Value, caller: &str) -> Vec<AuditEvent
     events
 }
 
+/// The tool name a component given by path is served under: its file stem,
+/// lowercased, with characters a tool name cannot hold replaced by `-`.
+pub fn tool_name_for_file(path: &Path) -> String {
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("tool");
+    stem.to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .collect()
+}
+
 /// A host for one component given by path, with the config's defaults (or
 /// the built-in ones) and no `[tool.policy]`, so it is granted nothing.
 /// What `wasmward call FILE.wasm` uses.
 pub async fn host_for_file(path: &Path, cfg: &Config) -> anyhow::Result<(Host, String)> {
-    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("tool");
-    let name: String = stem
-        .to_ascii_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
-        .collect();
+    let name = tool_name_for_file(path);
     let mut one = cfg.clone();
     if one.source.is_empty() {
         one.source = path.display().to_string();

@@ -50,8 +50,7 @@ impl WitDocs {
     /// The doc comment of `function` in `interface` ("" at world level).
     /// `interface` may be a full export name (`pkg:name/iface@1.0`).
     pub fn function(&self, interface: &str, function: &str) -> Option<&str> {
-        let short = interface.rsplit('/').next().unwrap_or(interface);
-        let short = short.split('@').next().unwrap_or(short);
+        let short = super::interface_short_name(interface);
         self.funcs.get(&(short.to_string(), function.to_string())).map(String::as_str)
     }
 }

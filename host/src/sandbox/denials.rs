@@ -2,7 +2,7 @@
 //! the collected denials into audit events after the call; capabilities
 //! never write the audit log themselves.
 
-use crate::policy::DenialKind;
+use crate::policy::{DenialKind, ViolationAction};
 use std::sync::{Arc, Mutex};
 
 /// One refused (or, in `log` mode, allowed-but-recorded) capability use.
@@ -17,6 +17,18 @@ pub struct Denial {
     pub rule: String,
     /// `denied`, or `logged` under `sandbox_violation_action = "log"`.
     pub action: &'static str,
+}
+
+impl Denial {
+    /// A denial whose `action` records what `action` did: refused
+    /// (`denied`) or let through in discovery mode (`logged`).
+    pub fn new(kind: DenialKind, op: &str, target: String, rule: String, action: ViolationAction) -> Denial {
+        let action = match action {
+            ViolationAction::Deny => "denied",
+            ViolationAction::Log => "logged",
+        };
+        Denial { kind, op: op.into(), target, rule, action }
+    }
 }
 
 impl std::fmt::Display for Denial {

@@ -119,16 +119,20 @@ impl FsGuard {
         r
     }
 
+    /// Whether both guest paths lie in one and the same mount.
+    fn same_mount(&self, a: &str, b: &str) -> bool {
+        match (self.policy.mounts.locate(a), self.policy.mounts.locate(b)) {
+            (Ok((a, _)), Ok((b, _))) => a.guest == b.guest,
+            _ => false,
+        }
+    }
+
     /// A symlink's target, read from the link's directory, must stay in the
     /// same mount, or the link would point out of the sandbox.
     fn check_symlink_target(&self, link_guest: &str, target: &str) -> FsResult<()> {
         let dir = link_guest.rsplit_once('/').map_or("/", |(d, _)| if d.is_empty() { "/" } else { d });
         let resolved = if target.starts_with('/') { target.to_string() } else { format!("{dir}/{target}") };
-        let same_mount = match (self.policy.mounts.locate(link_guest), self.policy.mounts.locate(&resolved)) {
-            (Ok((a, _)), Ok((b, _))) => a.guest == b.guest,
-            _ => false,
-        };
-        if target.starts_with('/') || !same_mount {
+        if target.starts_with('/') || !self.same_mount(link_guest, &resolved) {
             self.deny(FsOp::Create, link_guest, format!("symlink target `{target}` leaves its mount"));
             return Err(ErrorCode::NotPermitted.into());
         }
@@ -269,7 +273,7 @@ impl HostDescriptor for GuardedFs<'_> {
     ) -> FsResult<()> {
         let old = self.guard.check(fd.rep(), &old_path, FsOp::Read)?;
         let new = self.guard.check(new_descriptor.rep(), &new_path, FsOp::Create)?;
-        if self.guard.policy.mounts.locate(&old).map(|(m, _)| m.guest.clone()) != self.guard.policy.mounts.locate(&new).map(|(m, _)| m.guest.clone()) {
+        if !self.guard.same_mount(&old, &new) {
             self.guard.deny(FsOp::Create, &new, format!("hard link to `{old}` crosses mounts"));
             return Err(ErrorCode::NotPermitted.into());
         }

@@ -56,13 +56,7 @@ impl HttpGate {
 /// Records a denial; `Ok` when `log` mode lets it through anyway.
 fn refuse(denials: &Denials, policy: &EffectivePolicy, op: &str, target: String, rule: String, private: bool) -> Result<(), Error> {
     let action = if private { ViolationAction::Deny } else { policy.violation_action.for_kind(DenialKind::Http) };
-    denials.record(Denial {
-        kind: DenialKind::Http,
-        op: op.into(),
-        target,
-        rule,
-        action: if action == ViolationAction::Log { "logged" } else { "denied" },
-    });
+    denials.record(Denial::new(DenialKind::Http, op, target, rule, action));
     match action {
         ViolationAction::Log => Ok(()),
         ViolationAction::Deny if private => Err(Error::DestinationIpProhibited),

@@ -39,16 +39,7 @@ impl NetGuard {
     }
 
     fn record(&self, op: &str, target: String, rule: String, action: ViolationAction) {
-        self.denials.record(Denial {
-            kind: DenialKind::Net,
-            op: op.into(),
-            target,
-            rule,
-            action: match action {
-                ViolationAction::Deny => "denied",
-                ViolationAction::Log => "logged",
-            },
-        });
+        self.denials.record(Denial::new(DenialKind::Net, op, target, rule, action));
     }
 
     /// Network refusals honour `log` mode; a private address never does.

@@ -47,13 +47,13 @@ impl Host for SandboxState {
             Ok(p) => p.path.clone(),
             Err(rule) => {
                 let logged = self.plan.action() == ViolationAction::Log;
-                self.denials.record(Denial {
-                    kind: DenialKind::Process,
-                    op: "spawn".into(),
-                    target: argv_summary(&program, &args),
-                    rule: rule.clone(),
-                    action: if logged { "logged" } else { "denied" },
-                });
+                self.denials.record(Denial::new(
+                    DenialKind::Process,
+                    "spawn",
+                    argv_summary(&program, &args),
+                    rule.clone(),
+                    self.plan.action(),
+                ));
                 // Discovery mode records the would-be denial and runs the
                 // program, found the way an allowlist entry would be.
                 if !logged {
