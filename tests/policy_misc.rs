@@ -113,7 +113,7 @@ async fn subprocess_needs_the_grant_and_the_allowlist() {
 // ------------------------------------------------------------- log mode
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn log_mode_lets_network_and_process_through_but_not_files_or_private_ips() {
+async fn log_mode_lets_network_through_but_not_programs_files_or_private_ips() {
     let tcp = EchoServer::start(b"pong\n").await;
     let web = http_server().await;
     let dir = TestDir::new();
@@ -145,7 +145,8 @@ async fn log_mode_lets_network_and_process_through_but_not_files_or_private_ips(
 
     assert_eq!(ok(&connect), &json!({"ok": "pong\n"}));
     assert!(ok(&lookup)["ok"].as_array().unwrap().contains(&json!("127.0.0.1")), "{lookup:?}");
-    assert_eq!(ok(&spawn), &json!({"ok": "discovered\n"}));
+    // The subprocess allowlist holds in log mode too (issue 8).
+    assert_eq!(guest_err(&spawn), "denied: echo: allow_subprocess is false");
     assert_eq!(ok(&http), &json!({"ok": 200}));
     assert_eq!(guest_err(&file), "write: Permission denied (os error 2)");
     assert!(!std::path::Path::new(&outside).exists());
@@ -161,7 +162,7 @@ async fn log_mode_lets_network_and_process_through_but_not_files_or_private_ips(
     assert_eq!(calls.len(), 8);
     assert_call(&calls[0], "disco.caps.tcp-connect", "ok", &[logged("net", "connect", &tcp_addr, not_listed)]);
     assert_call(&calls[1], "disco.caps.resolve", "ok", &[logged("net", "lookup", "localhost", "name is not on allowed_network_hosts")]);
-    assert_call(&calls[2], "disco.caps.spawn", "ok", &[logged("process", "spawn", "echo discovered", "allow_subprocess is false")]);
+    assert_call(&calls[2], "disco.caps.spawn", "tool_error", &[deny("process", "spawn", "echo discovered", "allow_subprocess is false")]);
     assert_call(&calls[3], "disco.caps.http-get", "ok", &[logged("http", "GET", &format!("http://127.0.0.1:{}", web.port), host_rule)]);
     assert_call(&calls[4], "disco.caps.write-file", "tool_error", &[deny("fs", "create", &outside, "outside every mount")]);
     assert_call(&calls[5], "disco.caps.write-file", "ok", &[]);

@@ -11,13 +11,15 @@ use std::path::{Path, PathBuf};
 pub enum AuditAction {
     /// Check the hash chain: edited, inserted, deleted rows and a cut tail.
     Verify {
-        #[arg(long, default_value = "wasmward.toml")]
-        config: PathBuf,
+        /// Config file [default: wasmward.toml]; one named here must exist.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Delete old rows; the chain stays verifiable from a signed anchor.
     Prune {
-        #[arg(long, default_value = "wasmward.toml")]
-        config: PathBuf,
+        /// Config file [default: wasmward.toml]; one named here must exist.
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// Default: `[audit] retention_days` (90).
         #[arg(long)]
         retention_days: Option<u32>,
@@ -27,8 +29,9 @@ pub enum AuditAction {
     },
     /// Print the last events; with --follow, keep printing new ones.
     Tail {
-        #[arg(long, default_value = "wasmward.toml")]
-        config: PathBuf,
+        /// Config file [default: wasmward.toml]; one named here must exist.
+        #[arg(long)]
+        config: Option<PathBuf>,
         #[arg(short = 'n', long, default_value_t = 20)]
         lines: u64,
         #[arg(long)]
@@ -36,18 +39,19 @@ pub enum AuditAction {
     },
     /// Write every event as JSON lines to stdout.
     Export {
-        #[arg(long, default_value = "wasmward.toml")]
-        config: PathBuf,
+        /// Config file [default: wasmward.toml]; one named here must exist.
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// JSON lines (the only format).
         #[arg(long, default_value_t = true)]
         jsonl: bool,
     },
 }
 
-/// The audit database of the config at `path`; a missing config file
-/// means the built-in defaults.
-fn db_path(config: &Path) -> Result<(PathBuf, Config), Failure> {
-    let cfg = if config.exists() { Config::load(config).map_err(usage)? } else { Config::default() };
+/// The audit database of the config named by `--config` (which must
+/// exist), else of `./wasmward.toml`, else of the built-in defaults.
+fn db_path(config: Option<&Path>) -> Result<(PathBuf, Config), Failure> {
+    let cfg = crate::cli::optional_config(config)?;
     Ok((cfg.resolve_path(&cfg.audit.path), cfg))
 }
 
@@ -62,7 +66,7 @@ fn failed(e: impl std::fmt::Display) -> Failure {
 pub async fn run(action: AuditAction) -> Result<(), Failure> {
     match action {
         AuditAction::Verify { config } => {
-            let (db, _) = db_path(&config)?;
+            let (db, _) = db_path(config.as_deref())?;
             let report = audit::verify(&db, &key_for(&db)?).map_err(failed)?;
             println!("{report}");
             if report.is_ok() {
@@ -72,7 +76,7 @@ pub async fn run(action: AuditAction) -> Result<(), Failure> {
             }
         }
         AuditAction::Prune { config, retention_days, max_records } => {
-            let (db, cfg) = db_path(&config)?;
+            let (db, cfg) = db_path(config.as_deref())?;
             let days = retention_days.unwrap_or(cfg.audit.retention_days);
             let max = max_records.unwrap_or(cfg.audit.max_records);
             let r = audit::prune(&db, &key_for(&db)?, days, max).map_err(failed)?;
@@ -80,7 +84,7 @@ pub async fn run(action: AuditAction) -> Result<(), Failure> {
             Ok(())
         }
         AuditAction::Tail { config, lines, follow } => {
-            let (db, _) = db_path(&config)?;
+            let (db, _) = db_path(config.as_deref())?;
             let rows = audit::tail(&db, lines).map_err(failed)?;
             let mut last = 0;
             for r in &rows {
@@ -99,7 +103,7 @@ pub async fn run(action: AuditAction) -> Result<(), Failure> {
             Ok(())
         }
         AuditAction::Export { config, jsonl: _ } => {
-            let (db, _) = db_path(&config)?;
+            let (db, _) = db_path(config.as_deref())?;
             let n = audit::export_jsonl(&db, &mut std::io::stdout().lock()).map_err(failed)?;
             tracing::info!(events = n, "exported");
             Ok(())

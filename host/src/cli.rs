@@ -32,8 +32,9 @@ pub enum LogFormat {
 pub enum Command {
     /// Call one function of a tool and print its JSON result.
     Call {
-        #[arg(long, default_value = "wasmward.toml")]
-        config: PathBuf,
+        /// Config file [default: wasmward.toml]; one named here must exist.
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// A tool name from the config, or a path to a .wasm component.
         tool: String,
         /// The function: `greet`, `analysis.word-stats` or `text.greet`.
@@ -112,6 +113,61 @@ pub fn usage(message: impl std::fmt::Display) -> Failure {
     Failure { status: 2, message: message.to_string() }
 }
 
+/// `--config` when it is not given.
+pub const DEFAULT_CONFIG: &str = "wasmward.toml";
+
+/// The config of a command that can run without one (`call FILE.wasm`,
+/// `audit ...`). A file named with `--config` must exist: a typo must not
+/// quietly select the built-in defaults (and, say, prune the default log).
+/// Without `--config`, `./wasmward.toml` is read if it exists, else the
+/// defaults apply.
+pub fn optional_config(config: Option<&Path>) -> Result<Config, Failure> {
+    match config {
+        Some(path) if !path.exists() => Err(usage(format!(
+            "--config {}: no such file; check the path (without --config, ./{DEFAULT_CONFIG} or the built-in defaults are used)",
+            path.display()
+        ))),
+        Some(path) => Config::load(path).map_err(usage),
+        None if Path::new(DEFAULT_CONFIG).exists() => Config::load(Path::new(DEFAULT_CONFIG)).map_err(usage),
+        None => Ok(Config::default()),
+    }
+}
+
+/// Logs every policy warning (what `check` prints) on stderr, so `serve`
+/// and `call` show them too.
+pub fn log_policy_warnings(cfg: &Config) {
+    for tc in &cfg.tools {
+        let Ok(policy) = crate::host::tool_policy(cfg, tc) else { continue };
+        for w in policy.warnings() {
+            tracing::warn!(tool = %tc.name, field = %w.field, "policy warning: {}", w.message);
+        }
+    }
+    for (a, b) in mount_overlaps(cfg) {
+        tracing::warn!("policy warning: {a} and {b} overlap on the host; a link or file one of them writes is seen by the other (see `wasmward check`)");
+    }
+}
+
+/// Pairs of mounts of different tools where one host path is inside (or is)
+/// the other's, as `tool "a" /host/path (rw)` texts.
+pub fn mount_overlaps(cfg: &Config) -> Vec<(String, String)> {
+    let mut mounts: Vec<(String, crate::policy::Mount)> = Vec::new();
+    for tc in &cfg.tools {
+        if let Ok(p) = crate::host::tool_policy(cfg, tc) {
+            mounts.extend(p.mounts.mounts().iter().map(|m| (tc.name.clone(), m.clone())));
+        }
+    }
+    let show = |(t, m): &(String, crate::policy::Mount)| format!("tool {t:?} {} ({}, at {})", m.host.display(), m.mode, m.guest);
+    let mut out = Vec::new();
+    for (i, a) in mounts.iter().enumerate() {
+        for b in &mounts[i + 1..] {
+            if a.0 != b.0 && (a.1.host.starts_with(&b.1.host) || b.1.host.starts_with(&a.1.host)) {
+                out.push((show(a), show(b)));
+            }
+        }
+    }
+    out
+}
+
 pub fn init_logging(cli: &Cli) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log_level));
@@ -124,7 +180,7 @@ pub fn init_logging(cli: &Cli) {
 
 pub async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
-        Command::Call { config, tool, function, args } => call(&config, &tool, &function, &args).await,
+        Command::Call { config, tool, function, args } => call(config.as_deref(), &tool, &function, &args).await,
         Command::Inspect { file, json } => inspect(&file, json),
         Command::Check { config } => check(&config).await,
         Command::Audit { action } => crate::audit_cli::run(action).await,
@@ -154,14 +210,16 @@ fn looks_like_path(tool: &str) -> bool {
     tool.ends_with(".wasm") || tool.contains('/')
 }
 
-async fn call(config: &Path, tool: &str, function: &str, args: &str) -> Result<(), Failure> {
+async fn call(config: Option<&Path>, tool: &str, function: &str, args: &str) -> Result<(), Failure> {
     let args: Value = serde_json::from_str(args)
         .map_err(|e| usage(format!("--args is not valid JSON: {e}; pass an object such as '{{\"name\": \"x\"}}'")))?;
     let (host, tool_name) = if looks_like_path(tool) {
-        let cfg = if config.exists() { Config::load(config).map_err(usage)? } else { Config::default() };
+        let cfg = optional_config(config)?;
         crate::host::host_for_file(Path::new(tool), &cfg).await.map_err(|e| usage(format!("{e:#}")))?
     } else {
+        let config = config.unwrap_or(Path::new(DEFAULT_CONFIG));
         let cfg = Config::load(config).map_err(usage)?;
+        log_policy_warnings(&cfg);
         if !cfg.tools.iter().any(|t| t.name == tool) {
             let names: Vec<_> = cfg.tools.iter().map(|t| t.name.as_str()).collect();
             return Err(usage(format!("no tool named `{tool}` in {}; tools: {}", config.display(), names.join(", "))));
@@ -276,6 +334,10 @@ async fn check(config: &Path) -> Result<(), Failure> {
                 println!("  {}: {p}", if p.fatal { "error" } else { "warning" });
             }
         }
+    }
+    for (a, b) in mount_overlaps(&cfg) {
+        warnings += 1;
+        println!("warning: mounts overlap: {a} and {b}: one host path is inside the other, so a symlink or file one tool writes there is seen by the other; give each tool its own directory");
     }
     let host = Host::open(cfg).await.map_err(|e| usage(format!("{e:#}")))?;
     for t in host.tools().values() {

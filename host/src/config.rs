@@ -113,11 +113,27 @@ pub struct RuntimeConfig {
     pub max_concurrent_calls: u32,
     /// Compile cache directory (default: the user cache dir).
     pub cache_dir: Option<PathBuf>,
+    /// PEM files of extra CA certificates trusted by tools' outgoing HTTPS,
+    /// besides the built-in web roots (a corporate proxy, an internal API).
+    /// Relative paths are resolved against the config file's directory.
+    #[serde(default)]
+    pub ca_certificates: Vec<PathBuf>,
+    /// The files of `ca_certificates`, read and checked at load.
+    #[serde(skip)]
+    pub ca_loaded: Vec<rustls::pki_types::CertificateDer<'static>>,
 }
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
-        RuntimeConfig { max_concurrent_calls: default_concurrency(), cache_dir: None }
+        RuntimeConfig { max_concurrent_calls: default_concurrency(), cache_dir: None, ca_certificates: Vec::new(), ca_loaded: Vec::new() }
+    }
+}
+
+impl RuntimeConfig {
+    /// The outgoing HTTPS config with `ca_certificates` (`None`: the
+    /// built-in web roots only).
+    pub fn tls_config(&self) -> Result<Option<std::sync::Arc<rustls::ClientConfig>>, String> {
+        crate::sandbox::http::client_config(&self.ca_loaded).map_err(|m| format!("runtime.ca_certificates: {m}"))
     }
 }
 
@@ -211,6 +227,7 @@ impl Config {
         cfg.base_dir = base_dir.to_path_buf();
         cfg.source = file.to_string();
         cfg.validate().map_err(err)?;
+        cfg.runtime.ca_loaded = cfg.load_ca_certificates().map_err(err)?;
         Ok(cfg)
     }
 
@@ -237,6 +254,20 @@ impl Config {
             return Err(format!("runtime.max_concurrent_calls = {} is out of range; use 1..=4096", self.runtime.max_concurrent_calls));
         }
         Ok(())
+    }
+
+    /// Reads every `[runtime] ca_certificates` file; an error names the
+    /// entry, the file and what is wrong with it.
+    fn load_ca_certificates(&self) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+        let mut out = Vec::new();
+        for (i, p) in self.runtime.ca_certificates.iter().enumerate() {
+            let path = self.resolve_path(p);
+            let certs = crate::sandbox::http::load_ca_file(&path).map_err(|m| {
+                format!("runtime.ca_certificates[{i}] = {:?} ({}): {m}; fix: give a readable PEM file of CA certificates, or remove the entry", p.display().to_string(), path.display())
+            })?;
+            out.extend(certs);
+        }
+        Ok(out)
     }
 
     /// A path from the file, resolved against the file's directory.
@@ -287,6 +318,29 @@ mod tests {
     }
 
     #[test]
+    fn ca_certificate_files_are_checked_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        };
+        write("empty.pem", "");
+        write("junk.pem", "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n");
+        write("notcert.pem", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
+        // (entry, Err substring or None for ok)
+        let cases: &[(&str, &str)] = &[
+            ("empty.pem", "holds no `-----BEGIN CERTIFICATE-----` block"),
+            ("junk.pem", "not valid PEM"),
+            ("notcert.pem", "certificate #1 is not a usable CA certificate"),
+            ("nope.pem", "cannot read it"),
+        ];
+        for (entry, want) in cases {
+            let text = format!("[runtime]\nca_certificates = [{entry:?}]\n");
+            let e = Config::parse(&text, "w.toml", dir.path()).map(|_| ()).unwrap_err().to_string();
+            assert!(e.contains(want) && e.contains("runtime.ca_certificates[0]") && e.contains(entry), "{entry}: {e}");
+        }
+    }
+
+    #[test]
     fn good_configs_parse() {
         let cfg = parse(
             r#"
@@ -324,6 +378,8 @@ memory_mb = 32
             ("[defaults.limits]\nfuel = 0\n", &["fuel = 0", "remove it"]),
             ("[runtime]\nmax_concurrent_calls = 0\n", &["max_concurrent_calls = 0"]),
             ("[server]\nlisten = 5\n", &["invalid type"]),
+            ("[runtime]\nca_certificates = [\"missing-ca.pem\"]\n", &["runtime.ca_certificates[0] = \"missing-ca.pem\" (/etc/ww/missing-ca.pem)", "cannot read it", "fix:"]),
+            ("[runtime]\nca_certificate = [\"x.pem\"]\n", &["unknown field `ca_certificate`"]),
         ];
         for (text, needles) in cases {
             let e = parse(text).expect_err(text);

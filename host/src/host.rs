@@ -106,6 +106,15 @@ impl Host {
     /// With `durability = "commit"` this returns only once they are
     /// committed; if the audit log cannot take them the call fails closed.
     pub async fn call_tool(&self, tool: &str, function: &str, args: &Value, caller: &str) -> CallRecord {
+        // Fail closed: while the audit log cannot be written, no tool runs.
+        // The refusal itself is queued behind the held events.
+        if let Some(why) = self.audit.unavailable() {
+            let message = format!("audit log unavailable, calls are refused until it can be written: {why}");
+            let name = self.runtime.tool(tool).ok().and_then(|t| t.function(function).ok().map(|f| f.name.clone()));
+            let record = CallRecord::failed(tool, name.as_deref().unwrap_or(function), CallError::Host { message });
+            let _ = self.audit.record(call_events(&record, args, caller)).await;
+            return record;
+        }
         let mut record = self.runtime.call(tool, function, args).await;
         let events = call_events(&record, args, caller);
         if let Err(e) = self.audit.record(events).await {
@@ -123,6 +132,7 @@ impl Host {
     async fn load_tools(&self, cfg: &Config) -> anyhow::Result<Vec<Tool>> {
         let total = cfg.tools.len();
         let mut tools = Vec::with_capacity(total);
+        let tls = cfg.runtime.tls_config().map_err(|m| anyhow::anyhow!("{}: {m}", cfg.source))?;
         for (i, tc) in cfg.tools.iter().enumerate() {
             let started = Instant::now();
             let ctx = format!("{}: tool {:?}", cfg.source, tc.name);
@@ -135,7 +145,7 @@ impl Host {
             tracing::info!(tool = %tc.name, path = %path.display(), "loading tool {}/{total}", i + 1);
             let mut tool = self
                 .runtime
-                .load_tool(SandboxPlan::new(policy, limits), &path, tc.sha256.as_deref())
+                .load_tool(SandboxPlan { tls: tls.clone(), ..SandboxPlan::new(policy, limits) }, &path, tc.sha256.as_deref())
                 .map_err(|e| anyhow::anyhow!("{ctx}: {e}"))?;
             if let Err(refusal) = vet(&tool) {
                 self.audit_load_refusal(&tc.name, &refusal).await;

@@ -51,6 +51,10 @@ pub struct AuditConfig {
     /// Bound of the writer queue, in `record` calls; a full queue makes
     /// callers wait (never drops).
     pub queue_capacity: usize,
+    /// Largest size of the database file in MiB (SQLite `max_page_count`);
+    /// unset = no limit. Reaching it is handled like a full disk: the host
+    /// refuses calls until rows are pruned.
+    pub max_db_mb: Option<u64>,
 }
 
 impl Default for AuditConfig {
@@ -64,6 +68,7 @@ impl Default for AuditConfig {
             redact_patterns: Vec::new(),
             redact_ipv4: false,
             queue_capacity: 4096,
+            max_db_mb: None,
         }
     }
 }
@@ -83,6 +88,11 @@ impl AuditConfig {
         if self.queue_capacity == 0 {
             return Err(super::AuditError::Config(
                 "audit.queue_capacity must be at least 1".into(),
+            ));
+        }
+        if self.max_db_mb == Some(0) {
+            return Err(super::AuditError::Config(
+                "audit.max_db_mb = 0 would refuse every call; remove it for no limit".into(),
             ));
         }
         Ok(())

@@ -87,7 +87,8 @@ pub(super) fn resolve(env: Option<&str>, db: &Path, create: bool) -> Result<Audi
 
 fn create_key(path: &Path) -> Result<AuditKey> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io_err(dir))?;
     }
     let bytes: [u8; 32] = rand::random();
     let mut opts = OpenOptions::new();

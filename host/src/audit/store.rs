@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 
 use super::config::Durability;
 use super::error::{io_err, AuditError, Result};
-use super::event::{AuditEvent, StoredEvent};
+use super::event::AuditEvent;
 use super::key::AuditKey;
 use super::redact::Redactor;
 
@@ -213,6 +213,39 @@ pub(super) fn last_row(conn: &Connection) -> Result<Option<ChainPos>> {
         .optional()?)
 }
 
+/// Makes the database's directory (created 0700 if missing; refused if
+/// others may write it) and file (created 0600; an existing one, with its
+/// `-wal` and `-shm`, tightened to 0600) private before SQLite opens it.
+/// SQLite creates `-wal` and `-shm` with the database file's mode.
+pub(super) fn prepare_private(db: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    let dir = db.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io_err(dir))?;
+    let mode = std::fs::metadata(dir).map_err(io_err(dir))?.permissions().mode() & 0o7777;
+    if mode & 0o002 != 0 {
+        return Err(AuditError::Config(format!(
+            "directory {} of the audit database is writable by everyone (mode {:03o}): anyone could replace or delete the log and its checkpoint; run `chmod o-w {}`, or set [audit] path to a private directory",
+            dir.display(),
+            mode & 0o777,
+            dir.display()
+        )));
+    }
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(db) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io_err(db)(e)),
+    }
+    for file in [db.to_path_buf(), sidecar(db, "-wal"), sidecar(db, "-shm")] {
+        let Ok(meta) = std::fs::metadata(&file) else { continue };
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).map_err(io_err(&file))?;
+            tracing::warn!(target: "wasmward::audit", path = %file.display(), "audit file was mode {mode:03o}; now 0600");
+        }
+    }
+    Ok(())
+}
+
 /// Opens an existing database for reading tools (verify, prune, tail).
 pub(super) fn open_existing(db: &Path) -> Result<Connection> {
     if !db.exists() {
@@ -268,15 +301,19 @@ pub(super) struct Store {
     floor: ChainPos,
     /// The head slot the next checkpoint goes to.
     head_slot: u8,
+    /// The last committed position (for the checkpoint).
+    head: ChainPos,
 }
 
 impl Store {
-    pub fn open(path: &Path, key: AuditKey, durability: Durability) -> Result<Store> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-        }
+    pub fn open(path: &Path, key: AuditKey, durability: Durability, max_db_mb: Option<u64>) -> Result<Store> {
+        prepare_private(path)?;
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        if let Some(mb) = max_db_mb {
+            let page: u64 = conn.pragma_query_value(None, "page_size", |r| r.get::<_, i64>(0))?.max(512) as u64;
+            conn.pragma_update(None, "max_page_count", ((mb << 20) / page).max(1) as i64)?;
+        }
         let mode: String =
             conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
@@ -325,6 +362,7 @@ impl Store {
             conn,
             key,
             path: path.to_path_buf(),
+            head: tail.clone(),
             floor,
             head_slot: 0,
         })
@@ -333,48 +371,83 @@ impl Store {
     /// Appends `items` in one transaction (redacting every string first),
     /// then rewrites the head checkpoint. The tail is re-read inside the
     /// transaction, so a second writer on the same file cannot fork the chain.
-    pub fn append(&mut self, items: Vec<Pending>, redactor: &Redactor) -> Result<Vec<Appended>> {
+    /// On error, `committed` tells whether the rows made it (only the
+    /// checkpoint failed) or the transaction was rolled back.
+    pub fn append(&mut self, items: &[Pending], redactor: &Redactor) -> Result<Vec<Appended>, AppendError> {
+        let rolled_back = |error: AuditError| AppendError { error, committed: false };
         let tx = self
             .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut pos = tail(&tx, &self.key, &self.floor)?;
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| rolled_back(e.into()))?;
+        let mut pos = tail(&tx, &self.key, &self.floor).map_err(rolled_back)?;
         let mut out = Vec::with_capacity(items.len());
         {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO events(seq, ts_ms, kind, call_id, body, prev_hash, hash)
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO events(seq, ts_ms, kind, call_id, body, prev_hash, hash)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?;
+                )
+                .map_err(|e| rolled_back(e.into()))?;
             for item in items {
                 let seq = pos.seq + 1;
-                let stored = StoredEvent {
+                let stored = StoredRef {
                     seq,
                     ts_ms: item.ts_ms,
-                    call_id: item.call_id,
-                    event: item.event,
+                    call_id: &item.call_id,
+                    event: &item.event,
                 };
-                let mut v = serde_json::to_value(&stored)?;
+                let mut v = serde_json::to_value(&stored).map_err(|e| rolled_back(e.into()))?;
                 redactor.redact_json(&mut v);
                 let call_id = v["call_id"].as_str().unwrap_or_default().to_string();
                 let kind = v["kind"].as_str().unwrap_or_default().to_string();
                 v.sort_all_objects();
                 let body = v.to_string();
                 let hash = self.key.mac_hex(&[pos.hash.as_bytes(), body.as_bytes()]);
-                insert.execute(params![
-                    seq as i64,
-                    stored.ts_ms as i64,
-                    kind,
-                    call_id,
-                    body,
-                    pos.hash,
-                    hash
-                ])?;
+                insert
+                    .execute(params![
+                        seq as i64,
+                        stored.ts_ms as i64,
+                        kind,
+                        call_id,
+                        body,
+                        pos.hash,
+                        hash
+                    ])
+                    .map_err(|e| rolled_back(e.into()))?;
                 pos = ChainPos { seq, hash };
                 out.push(Appended { seq, kind, body });
             }
         }
-        tx.commit()?;
-        write_head(&self.path, &self.key, &pos, self.head_slot)?;
-        self.head_slot ^= 1;
+        tx.commit().map_err(|e| rolled_back(e.into()))?;
+        self.head = pos;
+        self.write_head().map_err(|error| AppendError { error, committed: true })?;
         Ok(out)
     }
+
+    /// Writes the head checkpoint of the last commit (again, after a
+    /// failure).
+    pub fn write_head(&mut self) -> Result<()> {
+        write_head(&self.path, &self.key, &self.head, self.head_slot)?;
+        self.head_slot ^= 1;
+        Ok(())
+    }
 }
+
+/// Why [`Store::append`] failed, and whether the rows were committed.
+#[derive(Debug)]
+pub(super) struct AppendError {
+    pub error: AuditError,
+    pub committed: bool,
+}
+
+/// [`StoredEvent`](super::event::StoredEvent) by reference: the same JSON, without moving the event
+/// (a batch that fails is kept to be written again).
+#[derive(serde::Serialize)]
+struct StoredRef<'a> {
+    seq: u64,
+    ts_ms: u64,
+    call_id: &'a str,
+    #[serde(flatten)]
+    event: &'a AuditEvent,
+}
+

@@ -2,6 +2,13 @@
 //! blocking) and commits whatever is queued in one transaction (group
 //! commit), so concurrent calls share one fsync.
 //!
+//! Fail closed: a batch that cannot be committed (disk full, read-only
+//! file system, `[audit] max_db_mb` reached) is kept, in order, and written
+//! again every [`RETRY`] until it goes in; until then
+//! [`AuditLog::unavailable`] says why, and the host refuses calls. Nothing
+//! is dropped silently: events beyond [`MAX_HELD_EVENTS`], or still held at
+//! shutdown, are reported as lost in an error line with their count.
+//!
 //! ```no_run
 //! # async fn demo(cfg: wasmward::audit::AuditConfig) -> wasmward::audit::Result<()> {
 //! use wasmward::audit::{AuditEvent, AuditLog, GateEvent};
@@ -33,6 +40,13 @@ const MAX_BATCH_EVENTS: usize = 2048;
 const MAX_GATHER: Duration = Duration::from_millis(5);
 /// How long a batch waits for company when the last one had some.
 const LINGER: Duration = Duration::from_micros(300);
+/// How often a batch that failed is written again.
+pub const RETRY: Duration = Duration::from_millis(200);
+/// Most events held while the database cannot be written.
+pub const MAX_HELD_EVENTS: usize = 100_000;
+
+/// Why the log cannot be written now (`None`: it can).
+type Health = Arc<std::sync::Mutex<Option<String>>>;
 
 type Ack = oneshot::Sender<Result<(), String>>;
 
@@ -50,6 +64,7 @@ struct Inner {
     record_arguments: bool,
     path: PathBuf,
     done: watch::Receiver<bool>,
+    health: Health,
 }
 
 /// Handle to the audit log. Clones share one writer.
@@ -82,9 +97,11 @@ impl AuditLog {
     pub fn open_with_key(cfg: &AuditConfig, key: AuditKey) -> Result<AuditLog> {
         cfg.validate()?;
         let redactor = cfg.redactor()?;
-        let store = Store::open(&cfg.path, key, cfg.durability)?;
+        let store = Store::open(&cfg.path, key, cfg.durability, cfg.max_db_mb)?;
         let (tx, rx) = mpsc::channel(cfg.queue_capacity);
         let (done_tx, done) = watch::channel(false);
+        let health = Health::default();
+        let writer_health = health.clone();
         std::thread::Builder::new()
             .name("wasmward-audit".into())
             .spawn(move || {
@@ -96,7 +113,7 @@ impl AuditLog {
                     }
                 }
                 let _done = Done(done_tx);
-                run(store, rx, redactor);
+                run(store, rx, redactor, writer_health);
             })
             .map_err(|e| AuditError::Write(format!("cannot start writer thread: {e}")))?;
         Ok(AuditLog {
@@ -106,6 +123,7 @@ impl AuditLog {
                 record_arguments: cfg.record_arguments,
                 path: cfg.path.clone(),
                 done,
+                health,
             })),
         })
     }
@@ -121,6 +139,14 @@ impl AuditLog {
 
     pub fn path(&self) -> Option<&Path> {
         self.inner.as_deref().map(|i| i.path.as_path())
+    }
+
+    /// Why the database cannot be written now (a batch failed to commit and
+    /// is held until it can be), or `None` when it can. The host refuses
+    /// calls while this is set.
+    pub fn unavailable(&self) -> Option<String> {
+        let inner = self.inner.as_deref()?;
+        inner.health.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Batches waiting for the writer (0 when disabled); for metrics.
@@ -196,14 +222,33 @@ impl AuditLog {
     }
 }
 
-fn run(mut store: Store, mut rx: mpsc::Receiver<Msg>, redactor: Redactor) {
+fn run(mut store: Store, mut rx: mpsc::Receiver<Msg>, redactor: Redactor, health: Health) {
     // Under concurrent load a short wait for more events makes batches, and
     // so commits, fewer; a lone caller never waits.
     let mut busy = false;
-    while let Some(first) = rx.blocking_recv() {
-        let mut items = Vec::new();
+    // Events of batches that failed, oldest first, to be written again.
+    let mut held: Vec<Pending> = Vec::new();
+    // The rows went in but the head checkpoint did not.
+    let mut head_pending = false;
+    let mut closed = false;
+    loop {
+        let failing = !held.is_empty() || head_pending;
+        let mut items = std::mem::take(&mut held);
         let mut acks = Vec::new();
-        take(first, &mut rx, &mut items, &mut acks);
+        if !failing {
+            match rx.blocking_recv() {
+                Some(first) => take(first, &mut rx, &mut items, &mut acks),
+                None => break,
+            }
+        } else {
+            // Calls are refused meanwhile, but refusals and gate events
+            // still come: take what is there, else wait before retrying.
+            match rx.try_recv() {
+                Ok(first) => take(first, &mut rx, &mut items, &mut acks),
+                Err(mpsc::error::TryRecvError::Empty) => std::thread::sleep(RETRY),
+                Err(mpsc::error::TryRecvError::Disconnected) => closed = true,
+            }
+        }
         let start = Instant::now();
         let linger = if busy { LINGER } else { Duration::ZERO };
         let mut messages = 1;
@@ -220,19 +265,55 @@ fn run(mut store: Store, mut rx: mpsc::Receiver<Msg>, redactor: Redactor) {
             }
         }
         busy = messages > 1;
-        if items.is_empty() {
-            continue;
-        }
-        let result = store.append(items, &redactor);
-        match &result {
-            Ok(rows) => rows.iter().for_each(trace_row),
-            Err(e) => {
-                tracing::error!(target: "wasmward::audit", error = %e, "audit batch not committed")
+        let result = if items.is_empty() {
+            if head_pending {
+                store.write_head().map_err(|error| super::store::AppendError { error, committed: true })
+                    .map(|()| Vec::new())
+            } else {
+                continue;
             }
-        }
-        let result = result.map(|_| ()).map_err(|e| e.to_string());
+        } else {
+            store.append(&items, &redactor)
+        };
+        let result = match result {
+            Ok(rows) => {
+                rows.iter().for_each(trace_row);
+                head_pending = false;
+                let was = health.lock().unwrap_or_else(|e| e.into_inner()).take();
+                if let Some(why) = was {
+                    tracing::warn!(target: "wasmward::audit", events = items.len(), "audit log writable again (it failed: {why}); the held events are committed and calls are accepted");
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let why = e.error.to_string();
+                if e.committed {
+                    head_pending = true;
+                } else {
+                    let n = items.len();
+                    held = items;
+                    if held.len() > MAX_HELD_EVENTS {
+                        let lost = held.len() - MAX_HELD_EVENTS;
+                        held.drain(..lost);
+                        tracing::error!(target: "wasmward::audit", lost, "audit events LOST: more than {MAX_HELD_EVENTS} are held while the database cannot be written");
+                    }
+                    if !failing {
+                        tracing::error!(target: "wasmward::audit", events = n, error = %why,
+                            "audit batch not committed: holding it and refusing calls until the database can be written (free disk space, raise [audit] max_db_mb, or run `wasmward audit prune`)");
+                    }
+                }
+                *health.lock().unwrap_or_else(|e| e.into_inner()) = Some(why.clone());
+                Err(why)
+            }
+        };
         for ack in acks {
             let _ = ack.send(result.clone());
+        }
+        if closed {
+            if !held.is_empty() {
+                tracing::error!(target: "wasmward::audit", lost = held.len(), "audit events LOST at shutdown: the database still cannot be written");
+            }
+            break;
         }
     }
     drop(store);

@@ -70,6 +70,7 @@ impl CompileCache {
         let Some(dir) = &self.dir else {
             return Ok((compile(engine, digest, bytes)?, CacheOutcome::Disabled));
         };
+        check_private_dir(dir).map_err(|e| wasmtime::format_err!("{e}"))?;
         let path = dir.join(format!("{digest}-{}.cwasm", engine_key(engine)));
         let existed = path.exists();
         if existed {
@@ -200,6 +201,35 @@ fn write_entry(dir: &Path, path: &Path, component: &Component) -> anyhow::Result
     Ok(write_sidecar(path, &hex::encode(Sha256::digest(&bytes)), RACY)?)
 }
 
+/// Refuses a cache directory someone else could write native code into:
+/// writable by group or others, or owned by another user. A missing one is
+/// fine (it is created 0700 on the first write).
+fn check_private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = match std::fs::metadata(dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => anyhow::bail!("compile cache directory {}: {e}", dir.display()),
+    };
+    let shown = dir.display();
+    let why = "anyone who can write there can plant native code that wasmward would run";
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me {
+        anyhow::bail!(
+            "compile cache directory {shown} is owned by uid {}, not by this user (uid {me}): {why}; run `chown {me} {shown}`, or set [runtime] cache_dir (or WASMWARD_CACHE_DIR) to a directory of your own",
+            meta.uid()
+        );
+    }
+    let mode = meta.mode() & 0o777;
+    if mode & 0o022 != 0 {
+        anyhow::bail!(
+            "compile cache directory {shown} is writable by group or others (mode {mode:03o}): {why}; run `chmod 700 {shown}`, or set [runtime] cache_dir (or WASMWARD_CACHE_DIR) to a private directory"
+        );
+    }
+    Ok(())
+}
+
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
@@ -252,6 +282,54 @@ mod tests {
         std::fs::write(&path, &bytes).expect("corrupt");
         assert_eq!(load(), CacheOutcome::Rebuilt);
         assert_eq!(load(), CacheOutcome::Hit);
+    }
+
+    /// A tampered entry (artifact and sidecar rewritten to match, as anyone
+    /// able to write the directory could) is never deserialised when the
+    /// directory is not private: the load fails and says the fix.
+    #[test]
+    fn shared_or_foreign_cache_dirs_are_refused_before_any_entry_is_read() {
+        use std::os::unix::fs::PermissionsExt;
+        let engine = Engine::default();
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path().join("cache");
+        let cache = CompileCache::new(Some(dir.clone()));
+        let load = || cache.load(&engine, &digest_of(EMPTY_COMPONENT), EMPTY_COMPONENT);
+        assert_eq!(load().expect("fresh").1, CacheOutcome::Miss);
+        assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+
+        // Tamper: junk "native code" with a sidecar that matches it.
+        let path = entry(&dir, &engine);
+        let junk = b"not native code at all".to_vec();
+        std::fs::write(&path, &junk).unwrap();
+        std::fs::write(sidecar(&path), format!("{}\n", digest_of(&junk))).unwrap();
+
+        // (mode, owner uid or None for ours, error substrings)
+        let me = unsafe { libc::geteuid() };
+        let cases: &[(u32, Option<u32>, &[&str])] = &[
+            (0o777, None, &["writable by group or others (mode 777)", "chmod 700"]),
+            (0o770, None, &["mode 770", "chmod 700"]),
+            (0o702, None, &["mode 702"]),
+            (0o700, Some(if me == 65534 { 65533 } else { 65534 }), &["is owned by uid", "chown"]),
+        ];
+        for (mode, owner, want) in cases {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(*mode)).unwrap();
+            if let Some(uid) = owner {
+                if std::os::unix::fs::chown(&dir, Some(*uid), None).is_err() {
+                    continue; // not root: cannot give the directory away
+                }
+            }
+            let e = load().expect_err("refused").to_string();
+            for w in *want {
+                assert!(e.contains(w) && e.contains(&dir.display().to_string()), "{mode:o}: {e}");
+            }
+            assert_eq!(std::fs::read(&path).unwrap(), junk, "the entry was neither used nor replaced");
+            std::os::unix::fs::chown(&dir, Some(me), None).ok();
+        }
+        // Private again: the tampered entry fails its check (the engine
+        // refuses it) and is rebuilt, never run.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert_eq!(load().expect("rebuilt").1, CacheOutcome::Rebuilt);
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub struct EffectivePolicy {
     pub allow_udp: bool,
     /// TCP bind/listen.
     pub allow_listen: bool,
+    /// Symlink creation in write mounts (targets still checked).
+    pub allow_symlinks: bool,
     /// The tool's whole environment.
     pub env: BTreeMap<String, String>,
     /// Configured sensitive prefixes (ceiling's and tool's), beyond the built-ins.
@@ -167,6 +169,7 @@ impl EffectivePolicy {
             block_private_ips: Some(self.block_private_ips),
             allow_udp: Some(self.allow_udp),
             allow_listen: Some(self.allow_listen),
+            allow_symlinks: Some(self.allow_symlinks),
             env: Some(self.env.clone()),
             sensitive_env_prefixes: Some(self.sensitive_env_prefixes.clone()),
             allow_subprocess: Some(sp.allowed),

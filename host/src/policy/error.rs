@@ -35,6 +35,8 @@ pub enum ErrorKind {
     RelativePath,
     /// A host path that does not exist or cannot be read.
     MissingPath,
+    /// A mount's host path that is itself a symlink.
+    SymlinkPath,
     /// Two mounts whose guest paths collide or nest, or a mount at `/`.
     MountConflict,
     /// An env key that looks like a secret.

@@ -42,23 +42,24 @@ pub enum ViolationAction {
     /// Refuse and record (default).
     #[default]
     Deny,
-    /// Discovery mode: let network and process uses through, record them.
+    /// Discovery mode: let network uses through, record them. Programs
+    /// still need the subprocess allowlist.
     Log,
 }
 
 impl ViolationAction {
     /// The action actually taken for a denial of `kind`: `log` only lets
-    /// network and process uses through. Files outside the mounts have
-    /// nothing behind them, and load-time checks never pass in `log`.
+    /// network uses through. Files outside the mounts have nothing behind
+    /// them, a program off the allowlist could be anything on the host's
+    /// PATH (a shell, a downloader), and load-time checks never pass in
+    /// `log`.
     ///
     /// ```ignore
     /// assert_eq!(ViolationAction::Log.for_kind(DenialKind::Fs), ViolationAction::Deny);
     /// ```
     pub fn for_kind(self, kind: DenialKind) -> ViolationAction {
         match (self, kind) {
-            (ViolationAction::Log, DenialKind::Net | DenialKind::Http | DenialKind::Process) => {
-                ViolationAction::Log
-            }
+            (ViolationAction::Log, DenialKind::Net | DenialKind::Http) => ViolationAction::Log,
             _ => ViolationAction::Deny,
         }
     }
@@ -124,7 +125,7 @@ mod tests {
         (
             ViolationAction::Log,
             DenialKind::Process,
-            ViolationAction::Log,
+            ViolationAction::Deny,
         ),
         (ViolationAction::Log, DenialKind::Fs, ViolationAction::Deny),
         (ViolationAction::Log, DenialKind::Env, ViolationAction::Deny),

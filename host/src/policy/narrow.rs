@@ -6,7 +6,7 @@
 //! | `allowed_read_paths` | no mounts | mount a host dir under any ceiling mount |
 //! | `allowed_write_paths` | no mounts | mount a host dir under a ceiling `rw` mount |
 //! | `allowed_network_hosts` | no network | list entries each covered by the ceiling's (per scheme, by one entry) |
-//! | `allow_udp`, `allow_listen`, `allow_subprocess`, `allow_eval_exec` | false | set true only if the ceiling does |
+//! | `allow_udp`, `allow_listen`, `allow_symlinks`, `allow_subprocess`, `allow_eval_exec` | false | set true only if the ceiling does |
 //! | `subprocess_allowlist` | none | list programs on the ceiling's list (same path, or same name and same file) |
 //! | `subprocess_*` limits | ceiling's, else built-in | set at most the ceiling's value |
 //! | `env` | empty | set only key = value pairs the ceiling's `env` has (intersection) |
@@ -76,6 +76,8 @@ impl Cx<'_> {
         let allow_udp = self.grant("allow_udp", spec.allow_udp, c.map(|c| c.allow_udp))?;
         let allow_listen =
             self.grant("allow_listen", spec.allow_listen, c.map(|c| c.allow_listen))?;
+        let allow_symlinks =
+            self.grant("allow_symlinks", spec.allow_symlinks, c.map(|c| c.allow_symlinks))?;
         let allow_eval_exec = self.grant(
             "allow_eval_exec",
             spec.allow_eval_exec,
@@ -100,6 +102,7 @@ impl Cx<'_> {
             block_private_ips,
             allow_udp,
             allow_listen,
+            allow_symlinks,
             env: self.env(spec, &prefixes)?,
             sensitive_env_prefixes: prefixes,
             subprocess: self.subprocess(spec)?,
@@ -461,6 +464,11 @@ pub(super) mod tests {
         for d in ["data/sub", "out"] {
             std::fs::create_dir_all(root.join(d)).unwrap();
         }
+        // A mount root that is a symlink (to a directory inside the tree).
+        let link = root.join("link-to-data");
+        if std::fs::symlink_metadata(&link).is_err() {
+            let _ = std::os::unix::fs::symlink(root.join("data"), &link);
+        }
         root
     }
 
@@ -504,6 +512,10 @@ pub(super) mod tests {
         (Some("allow_subprocess = false"), Some("allow_subprocess = true"), Err((ErrorKind::OutsideCeiling, "allow_subprocess"))),
         (Some("allow_udp = true"), Some("allow_udp = true"), Ok(&["allow_udp = true"])),
         (Some(""), Some("allow_listen = true"), Err((ErrorKind::OutsideCeiling, "allow_listen"))),
+        (None, None, Ok(&["allow_symlinks = false"])),
+        (None, Some("allow_symlinks = true"), Ok(&["allow_symlinks = true"])),
+        (Some("allow_symlinks = true"), Some(""), Ok(&["allow_symlinks = false"])),
+        (Some(""), Some("allow_symlinks = true"), Err((ErrorKind::OutsideCeiling, "policy.allow_symlinks = \"true\": defaults.policy does not grant it"))),
         // Subprocess.
         (None, Some("allow_subprocess = true\nsubprocess_allowlist = [\"sh\"]"), Ok(&["allow_subprocess = true"])),
         (None, Some("subprocess_allowlist = [\"no-such-program-xyz\"]"), Err((ErrorKind::UnresolvedProgram, "subprocess_allowlist[0] = \"no-such-program-xyz\": not found in PATH"))),
@@ -539,6 +551,12 @@ pub(super) mod tests {
         (Some("allowed_read_paths = [\"{T}/data\"]"), Some("allowed_read_paths = [\"{T}/out\"]"), Err((ErrorKind::OutsideCeiling, "under no defaults.policy mount"))),
         (Some(""), Some("allowed_read_paths = [\"{T}/out\"]"), Err((ErrorKind::OutsideCeiling, "allowed_read_paths[0]"))),
         (Some("allowed_read_paths = [\"{T}/missing\"]"), None, Err((ErrorKind::MissingPath, "defaults.policy.allowed_read_paths[0]"))),
+        // A mount root that is itself a symlink is refused; name the target instead.
+        (None, Some("allowed_read_paths = [\"{T}/link-to-data\"]"),
+            Err((ErrorKind::SymlinkPath, "allowed_read_paths[0] = \"{T}/link-to-data\": host path is a symlink (to {T}/data)"))),
+        (None, Some("allowed_write_paths = [{ host = \"{T}/link-to-data/\", guest = \"/d\" }]"), Err((ErrorKind::SymlinkPath, "host path is a symlink"))),
+        (None, Some("allowed_read_paths = [\"{T}/link-to-data/sub\"]"),
+            Ok(&["allowed_read_paths = [{ guest = \"{T}/link-to-data/sub\", host = \"{T}/data/sub\" }]"])),
         // Imports.
         (Some("allowed_imports = [\"wasi:*\"]"), Some("allowed_imports = [\"wasi:cli/*\"]"), Ok(&["allowed_imports = [\"wasi:cli/*\"]"])),
         (Some("allowed_imports = [\"wasi:*\"]"), Some(""), Ok(&["allowed_imports = [\"wasi:*\"]"])),

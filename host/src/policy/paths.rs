@@ -241,7 +241,13 @@ pub fn normalize_guest(path: &str) -> Result<String, Problem> {
     Ok(format!("/{}", parts.join("/")))
 }
 
-/// Resolves a host mount path to its canonical directory.
+/// Resolves a host mount path to its canonical directory, once, at load.
+///
+/// A path that is itself a symlink is refused: whoever can replace that
+/// link could point the mount anywhere between two loads. Symlinks among
+/// its parents are resolved here, once; the sandbox then opens the
+/// canonical path without following any symlink (`sandbox::fs`), so one
+/// planted later makes the call fail instead of moving the mount.
 pub fn host_dir(path: &str) -> Result<PathBuf, Problem> {
     let p = Path::new(path);
     if !p.is_absolute() {
@@ -250,6 +256,21 @@ pub fn host_dir(path: &str) -> Result<PathBuf, Problem> {
             "host path is relative",
             "write an absolute path; relative paths would depend on where wasmward is started",
         ));
+    }
+    // `link/` and `link/.` would follow the link: look at the last real name.
+    let mut last = path;
+    while let Some(t) = last.strip_suffix('/').or_else(|| last.strip_suffix("/.")) {
+        last = t;
+    }
+    if let Ok(meta) = std::fs::symlink_metadata(last) {
+        if meta.file_type().is_symlink() {
+            let target = std::fs::canonicalize(last).map_or_else(|_| "a missing path".to_string(), |t| t.display().to_string());
+            return Err(Problem::new(
+                ErrorKind::SymlinkPath,
+                format!("host path is a symlink (to {target})"),
+                "mount the directory it points to by its own path",
+            ));
+        }
     }
     let canon = p.canonicalize().map_err(|e| {
         Problem::new(

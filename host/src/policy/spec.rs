@@ -41,6 +41,11 @@ pub struct PolicySpec {
     /// Allow TCP bind/listen (default false).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_listen: Option<bool>,
+    /// Allow the tool to create symlinks in its write mounts (default
+    /// false). Even then a target must be relative, without `..`, and
+    /// resolve inside the link's mount on the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_symlinks: Option<bool>,
     /// The tool's whole environment; nothing is inherited from the host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env: Option<BTreeMap<String, String>>,
@@ -149,6 +154,7 @@ mod tests {
                block_private_ips = true
                allow_udp = false
                allow_listen = false
+               allow_symlinks = true
                env = { LANG = "C.UTF-8", TZ = "UTC" }
                sensitive_env_prefixes = ["MYCO_"]
                allow_subprocess = true

@@ -27,7 +27,7 @@ pub(super) fn collect(spec: &PolicySpec, p: &EffectivePolicy) -> Vec<Warning> {
         warn(
             &mut out,
             "sandbox_violation_action",
-            "\"log\" is discovery mode: network and process uses are allowed and only recorded",
+            "\"log\" is discovery mode: network uses outside the policy are allowed and only recorded (programs still need subprocess_allowlist)",
         );
     }
     out
@@ -129,6 +129,9 @@ fn network(spec: &PolicySpec, p: &EffectivePolicy, out: &mut Vec<Warning>) {
 
 fn mounts(p: &EffectivePolicy, out: &mut Vec<Warning>) {
     let ms = p.mounts.mounts();
+    if p.allow_symlinks && !ms.iter().any(|m| m.mode == MountMode::Rw) {
+        warn(out, "allow_symlinks", "has no effect: allowed_write_paths grants no mount to create them in");
+    }
     for a in ms {
         for b in ms.iter().filter(|b| *b != a && a.host.starts_with(&b.host)) {
             let msg = if a.mode == MountMode::Ro && b.mode == MountMode::Rw {
@@ -199,6 +202,8 @@ mod tests {
         ("env = { Lang = \"C\", LANG = \"C\" }", &["env.Lang: differs from env.LANG only in case"]),
         ("allowed_imports = [\"wasi:sockets/tcp\"]\nblocked_imports = [\"wasi:sockets/*\"]", &["allowed_imports[0]: has no effect"]),
         ("sandbox_violation_action = \"log\"", &["sandbox_violation_action: \"log\" is discovery mode"]),
+        ("allow_symlinks = true", &["allow_symlinks: has no effect: allowed_write_paths grants no mount"]),
+        ("allow_symlinks = true\nallowed_write_paths = [\"{T}/out\"]", &[]),
     ];
 
     #[test]

@@ -14,7 +14,9 @@
 
 use super::denials::{Denial, Denials};
 use crate::policy::{DenialKind, FsOp, MountMode, MountTable};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use wasmtime::component::{HasData, Linker, Resource};
 use wasmtime_wasi::filesystem::{Descriptor, WasiFilesystemCtxView};
@@ -27,16 +29,38 @@ use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 const ROOT: &str = "/";
 
 /// An empty directory shared by every sandbox as the virtual root.
-fn empty_root() -> std::io::Result<&'static std::path::Path> {
-    static ROOT_DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+///
+/// On Linux it is created, opened, and removed at once: the open handle
+/// (reached through `/proc/self/fd`) stays a valid, empty, read-only
+/// directory in which nothing can be created, and nothing is left behind
+/// in the temp dir when the process ends, however it ends. Elsewhere the
+/// temp directory is kept for the life of the process.
+fn empty_root() -> std::io::Result<PathBuf> {
+    static ROOT_DIR: OnceLock<PathBuf> = OnceLock::new();
     if let Some(d) = ROOT_DIR.get() {
-        return Ok(d.path());
+        return Ok(d.clone());
     }
     let dir = tempfile::Builder::new().prefix("wasmward-empty-root").tempdir()?;
-    Ok(ROOT_DIR.get_or_init(|| dir).path())
+    #[cfg(target_os = "linux")]
+    let path = {
+        let fd = nofollow::open_dir(dir.path())?;
+        drop(dir); // removes the directory; the handle stays valid
+        let path = nofollow::fd_path(&fd);
+        std::mem::forget(fd); // one per process, like the path it replaces
+        path
+    };
+    #[cfg(not(target_os = "linux"))]
+    let path = dir.keep();
+    Ok(ROOT_DIR.get_or_init(|| path).clone())
 }
 
 /// Preopens the virtual root and every mount of `mounts`.
+///
+/// A mount's host directory (canonical since load) is opened one component
+/// at a time without following any symlink, and that very directory is
+/// preopened: a symlink planted at or above a mount root after load makes
+/// the call fail (`host error: cannot build the sandbox`) instead of moving
+/// the mount somewhere else.
 pub fn preopen(b: &mut WasiCtxBuilder, mounts: &MountTable) -> wasmtime::Result<()> {
     b.preopened_dir(empty_root()?, ROOT, FsPerms::ReadOnly)?;
     for m in mounts.mounts() {
@@ -44,9 +68,74 @@ pub fn preopen(b: &mut WasiCtxBuilder, mounts: &MountTable) -> wasmtime::Result<
             MountMode::Ro => FsPerms::ReadOnly,
             MountMode::Rw => FsPerms::ReadWrite,
         };
+        #[cfg(target_os = "linux")]
+        {
+            let fd = nofollow::open_dir(&m.host).map_err(|e| {
+                wasmtime::format_err!(
+                    "mount {} (host {}): {e}; the path must stay a real directory (no symlink at or above it) as it was at load",
+                    m.guest,
+                    m.host.display()
+                )
+            })?;
+            b.preopened_dir(nofollow::fd_path(&fd), &m.guest, perms)?;
+        }
+        #[cfg(not(target_os = "linux"))]
         b.preopened_dir(&m.host, &m.guest, perms)?;
     }
     Ok(())
+}
+
+/// Opening directories without following symlinks.
+#[cfg(target_os = "linux")]
+mod nofollow {
+    use std::ffi::CString;
+    use std::io;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::{Component, Path, PathBuf};
+
+    /// Opens the absolute `path` from `/`, one component at a time, with
+    /// `O_NOFOLLOW`: a symlink anywhere on the way is an error. `O_PATH`
+    /// needs no read permission on the directories passed through.
+    pub fn open_dir(path: &Path) -> io::Result<OwnedFd> {
+        let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        // SAFETY: a valid NUL-terminated path; the result is checked.
+        let raw = unsafe { libc::open(c"/".as_ptr(), flags) };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a fresh descriptor we own.
+        let mut fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let mut walked = PathBuf::from("/");
+        for comp in path.components() {
+            let name = match comp {
+                Component::RootDir => continue,
+                Component::Normal(n) => n,
+                _ => return Err(io::Error::new(io::ErrorKind::InvalidInput, "path is not canonical")),
+            };
+            walked.push(name);
+            let c = CString::new(name.as_bytes()).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
+            // SAFETY: `fd` is an open directory, `c` a valid name.
+            let raw = unsafe { libc::openat(fd.as_raw_fd(), c.as_ptr(), flags) };
+            if raw < 0 {
+                let e = io::Error::last_os_error();
+                let is_link = std::fs::symlink_metadata(&walked).is_ok_and(|m| m.file_type().is_symlink());
+                return Err(if is_link {
+                    io::Error::other(format!("{} is a symlink", walked.display()))
+                } else {
+                    io::Error::new(e.kind(), format!("{}: {e}", walked.display()))
+                });
+            }
+            // SAFETY: as above.
+            fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        }
+        Ok(fd)
+    }
+
+    /// The `/proc/self/fd/N` path that reopens exactly `fd`'s directory.
+    pub fn fd_path(fd: &OwnedFd) -> PathBuf {
+        PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+    }
 }
 
 /// Per-call state of the guard: the guest path of each open descriptor.
@@ -127,16 +216,154 @@ impl FsGuard {
         }
     }
 
-    /// A symlink's target, read from the link's directory, must stay in the
-    /// same mount, or the link would point out of the sandbox.
+    /// Whether the guest may create a symlink at `link_guest` pointing to
+    /// `target`. Off unless the policy sets `allow_symlinks`. Then the
+    /// target must be relative and free of `..`, so the link only ever
+    /// leads down from the directory it is in, wherever that directory is
+    /// moved later; and resolved on the host from the link's real
+    /// directory, following the links already in the mount, it must stay
+    /// inside the mount (an operator's link to an absolute path is not a
+    /// way out either). A link that passes can be followed by anyone on
+    /// the host (another tool mounting a directory inside this mount, a
+    /// backup job) without leaving the mount.
     fn check_symlink_target(&self, link_guest: &str, target: &str) -> FsResult<()> {
-        let dir = link_guest.rsplit_once('/').map_or("/", |(d, _)| if d.is_empty() { "/" } else { d });
-        let resolved = if target.starts_with('/') { target.to_string() } else { format!("{dir}/{target}") };
-        if target.starts_with('/') || !self.same_mount(link_guest, &resolved) {
-            self.deny(FsOp::Create, link_guest, format!("symlink target `{target}` leaves its mount"));
-            return Err(ErrorCode::NotPermitted.into());
+        let reason = if !self.policy.allow_symlinks {
+            Some("symlink creation is off (allow_symlinks = false)".to_string())
+        } else if target.starts_with('/') {
+            Some(format!("symlink target `{target}` leaves its mount: absolute targets are refused"))
+        } else if target.split('/').any(|c| c == "..") {
+            Some(format!(
+                "symlink target `{target}` leaves its mount, or could once a directory is renamed: `..` is refused in symlink targets"
+            ))
+        } else {
+            match self.policy.mounts.locate(link_guest) {
+                Ok((m, rel)) => {
+                    let dir = Path::new(&rel).parent().unwrap_or(Path::new(""));
+                    resolve_in_mount(&m.host, dir, Path::new(target))
+                        .err()
+                        .map(|why| format!("symlink target `{target}` leaves its mount: {why}"))
+                }
+                Err(miss) => Some(miss.to_string()),
+            }
+        };
+        match reason {
+            None => Ok(()),
+            Some(rule) => {
+                self.deny(FsOp::Create, link_guest, rule);
+                Err(ErrorCode::NotPermitted.into())
+            }
         }
-        Ok(())
+    }
+}
+
+/// Most symlinks followed while resolving one target (Linux's limit).
+const MAX_LINK_HOPS: usize = 40;
+
+/// Resolves `dir/target` under the host directory `root` the way the
+/// kernel would, following the symlinks that exist there now; `Err` says
+/// how it would leave `root`. Components that do not exist yet resolve
+/// lexically.
+fn resolve_in_mount(root: &Path, dir: &Path, target: &Path) -> Result<(), String> {
+    let mut pending: VecDeque<OsString> = dir.iter().chain(target.iter()).map(OsString::from).collect();
+    let mut stack: Vec<OsString> = Vec::new();
+    let mut hops = 0;
+    while let Some(comp) = pending.pop_front() {
+        match comp.to_str() {
+            Some("" | "." | "/") => continue,
+            Some("..") => {
+                if stack.pop().is_none() {
+                    return Err("a symlink on its way climbs above the mount root".into());
+                }
+                continue;
+            }
+            _ => {}
+        }
+        let here: PathBuf = stack.iter().chain(std::iter::once(&comp)).collect();
+        let host = root.join(&here);
+        match std::fs::symlink_metadata(&host) {
+            Ok(m) if m.file_type().is_symlink() => {
+                hops += 1;
+                if hops > MAX_LINK_HOPS {
+                    return Err("too many levels of symlinks".into());
+                }
+                let next = std::fs::read_link(&host).map_err(|e| format!("cannot read the symlink {}: {e}", here.display()))?;
+                if next.is_absolute() {
+                    return Err(format!("it passes through {}, a symlink to the absolute path {}", here.display(), next.display()));
+                }
+                for c in next.iter().rev() {
+                    pending.push_front(c.to_os_string());
+                }
+            }
+            _ => stack.push(comp),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (links to create in the mount as (path, target), directory of the
+    /// new link, its target, Ok or Err(substring))
+    type Case = (&'static [(&'static str, &'static str)], &'static str, &'static str, Result<(), &'static str>);
+    const CASES: &[Case] = &[
+        (&[], "", "a.txt", Ok(())),
+        (&[], "d1/d2", "x/y", Ok(())),
+        // Existing links inside the mount are followed.
+        (&[("d1/up", "..")], "", "d1/up/a.txt", Ok(())),
+        (&[("d1/d2/s", "../../../../..")], "", "d1/d2/s/etc", Err("climbs above the mount root")),
+        // The chain: `s` deep inside climbs far up; `t` goes through it.
+        (&[("d1/d2/d3/s", "../../../../../../..")], "d1", "d2/d3/s/etc", Err("climbs above the mount root")),
+        (&[("abs", "/etc")], "", "abs/passwd", Err("a symlink to the absolute path /etc")),
+        (&[("loop", "loop")], "", "loop/x", Err("too many levels")),
+        (&[("d1/in", "../d1")], "d1", "in/in/in/a", Ok(())),
+        // The link's own directory may be reached through a link.
+        (&[("d1/up", ".."), ("d1/d2/far", "../../../..")], "d1/up/d1/d2", "far/x", Err("climbs above")),
+    ];
+
+    #[test]
+    fn resolve_table() {
+        for (links, dir, target, want) in CASES {
+            let tmp = tempfile::tempdir().unwrap();
+            let root = tmp.path().join("mount");
+            std::fs::create_dir_all(root.join("d1/d2/d3")).unwrap();
+            for (path, to) in *links {
+                std::os::unix::fs::symlink(to, root.join(path)).unwrap();
+            }
+            let got = resolve_in_mount(&root, Path::new(dir), Path::new(target));
+            match (&got, want) {
+                (Ok(()), Ok(())) => {}
+                (Err(g), Err(w)) => assert!(g.contains(w), "{links:?} {dir}/{target}: {g}"),
+                _ => panic!("{links:?} {dir}/{target}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn mount_roots_open_without_following_symlinks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let real = tmp.path().canonicalize().unwrap().join("real");
+        std::fs::create_dir_all(real.join("sub")).unwrap();
+        std::os::unix::fs::symlink(&real, real.parent().unwrap().join("link")).unwrap();
+        assert!(nofollow::open_dir(&real.join("sub")).is_ok());
+        let e = nofollow::open_dir(&real.parent().unwrap().join("link/sub")).unwrap_err().to_string();
+        assert!(e.contains("link is a symlink"), "{e}");
+        let e = nofollow::open_dir(&real.parent().unwrap().join("link")).unwrap_err().to_string();
+        assert!(e.contains("link is a symlink"), "{e}");
+        let e = nofollow::open_dir(&real.join("missing")).unwrap_err().to_string();
+        assert!(e.contains("missing"), "{e}");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_empty_root_is_an_open_handle_to_an_empty_removed_directory() {
+        let root = empty_root().unwrap();
+        assert!(root.starts_with("/proc/self/fd"), "{}", root.display());
+        assert_eq!(std::fs::read_dir(&root).unwrap().count(), 0);
+        assert!(std::fs::write(root.join("x"), b"x").is_err(), "nothing can be created in it");
+        assert_eq!(empty_root().unwrap(), root, "one per process");
     }
 }
 

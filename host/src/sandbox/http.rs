@@ -7,10 +7,17 @@
 //! host name (SNI). Nothing resolves the name a second time, so DNS
 //! rebinding between check and connect is impossible; wasi-http requests
 //! never pass through the socket checks, so this is their only gate.
+//!
+//! HTTPS trusts the built-in web roots plus the operator's
+//! `[runtime] ca_certificates` (a corporate proxy's or an internal API's
+//! CA). A certificate that does not verify reaches the tool as a TLS error
+//! that says so and names the setting.
 
 use super::denials::{Denial, Denials};
 use crate::policy::{DenialKind, EffectivePolicy, ViolationAction};
 use http_body_util::BodyExt;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
@@ -45,12 +52,61 @@ pub struct HttpGate {
     policy: Arc<EffectivePolicy>,
     denials: Denials,
     resolver: Arc<dyn Resolver>,
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl HttpGate {
     pub fn new(policy: Arc<EffectivePolicy>, denials: Denials, resolver: Arc<dyn Resolver>) -> Self {
-        HttpGate { policy, denials, resolver }
+        HttpGate { policy, denials, resolver, tls: None }
     }
+
+    /// Verifies HTTPS with `tls` (see [`client_config`]) instead of the
+    /// built-in web roots alone.
+    pub fn with_tls(mut self, tls: Option<Arc<rustls::ClientConfig>>) -> Self {
+        self.tls = tls;
+        self
+    }
+}
+
+/// Reads the CA certificates of one PEM file (`[runtime] ca_certificates`
+/// entry); the error says what is wrong with the file.
+pub fn load_ca_file(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read it: {e}"))?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("not valid PEM: {e}"))?;
+    if certs.is_empty() {
+        return Err("holds no `-----BEGIN CERTIFICATE-----` block; give a PEM file of CA certificates".into());
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for (i, c) in certs.iter().enumerate() {
+        roots.add(c.clone()).map_err(|e| format!("certificate #{} is not a usable CA certificate: {e}", i + 1))?;
+    }
+    Ok(certs)
+}
+
+/// The TLS client config for outgoing HTTPS: the built-in web roots plus
+/// `extra` CA certificates (`None` without extras: the shared default).
+pub fn client_config(extra: &[CertificateDer<'static>]) -> Result<Option<Arc<rustls::ClientConfig>>, String> {
+    if extra.is_empty() {
+        return Ok(None);
+    }
+    let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.into() };
+    for c in extra {
+        roots.add(c.clone()).map_err(|e| format!("CA certificate refused: {e}"))?;
+    }
+    Ok(Some(build_config(roots)))
+}
+
+fn build_config(roots: rustls::RootCertStore) -> Arc<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default TLS versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
 }
 
 /// Records a denial; `Ok` when `log` mode lets it through anyway.
@@ -71,7 +127,7 @@ impl WasiHttpHooks for HttpGate {
         options: Option<RequestOptions>,
         _fut: IoFuture,
     ) -> Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), Error>> + Send> {
-        let (policy, denials, resolver) = (self.policy.clone(), self.denials.clone(), self.resolver.clone());
+        let (policy, denials, resolver, tls) = (self.policy.clone(), self.denials.clone(), self.resolver.clone(), self.tls.clone());
         Box::new(async move {
             let uri = request.uri().clone();
             let scheme = uri.scheme_str().unwrap_or("https").to_ascii_lowercase();
@@ -84,7 +140,7 @@ impl WasiHttpHooks for HttpGate {
                 refuse(&denials, &policy, &method, target.clone(), why.to_string(), false)?;
             }
             let addr = vetted_address(&policy, &denials, resolver.as_ref(), &method, &target, &host, port).await?;
-            send_pinned(request, options, addr, &host, https).await
+            send_pinned(request, options, addr, &host, https.then_some(tls)).await
         })
     }
 }
@@ -122,29 +178,38 @@ async fn vetted_address(
     }
 }
 
-fn tls_connector() -> tokio_rustls::TlsConnector {
+fn default_config() -> Arc<rustls::ClientConfig> {
     static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
-    let cfg = CONFIG.get_or_init(|| {
-        let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.into() };
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        Arc::new(
-            rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .expect("ring supports the default TLS versions")
-                .with_root_certificates(roots)
-                .with_no_client_auth(),
-        )
-    });
-    tokio_rustls::TlsConnector::from(cfg.clone())
+    CONFIG.get_or_init(|| build_config(rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.into() })).clone()
 }
 
-/// Sends `request` over a connection to `addr`, TLS-verified as `host`.
+/// A TLS failure as the tool sees it: a certificate that does not verify
+/// says so, names the host and the setting to change.
+fn tls_error(host: &str, e: std::io::Error) -> Error {
+    let cert = e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()).and_then(|r| match r {
+        rustls::Error::InvalidCertificate(c) => Some(c.clone()),
+        _ => None,
+    });
+    match cert {
+        Some(c) => {
+            let unknown_ca = matches!(c, rustls::CertificateError::UnknownIssuer);
+            let message = format!("TLS certificate for {host} not trusted: {c:?}; add the CA to [runtime] ca_certificates");
+            tracing::warn!(host, error = ?c, "outgoing HTTPS: server certificate not trusted");
+            // 48 = unknown_ca, 42 = bad_certificate (RFC 8446 alerts).
+            Error::TlsAlertReceived { alert_id: Some(if unknown_ca { 48 } else { 42 }), alert_message: Some(message) }
+        }
+        None => Error::Tls(e),
+    }
+}
+
+/// Sends `request` over a connection to `addr`, TLS-verified as `host`
+/// when `tls` is set (with the operator's config, else the default one).
 async fn send_pinned(
     mut request: http::Request<WasiBody>,
     options: Option<RequestOptions>,
     addr: SocketAddr,
     host: &str,
-    https: bool,
+    tls: Option<Option<Arc<rustls::ClientConfig>>>,
 ) -> Result<(http::Response<WasiBody>, IoFuture), Error> {
     let connect_timeout = options.and_then(|o| o.connect_timeout).unwrap_or(CONNECT_TIMEOUT);
     let tcp = tokio::time::timeout(connect_timeout, tokio::net::TcpStream::connect(addr))
@@ -155,12 +220,14 @@ async fn send_pinned(
         .path_and_query(request.uri().path_and_query().map_or("/", |p| p.as_str()))
         .build()
         .map_err(|_| Error::HttpRequestUriInvalid)?;
-    if https {
-        let name = rustls::pki_types::ServerName::try_from(host.to_string()).map_err(Error::InvalidDnsNameError)?;
-        let tls = tls_connector().connect(name, tcp).await.map_err(Error::Tls)?;
-        handshake_and_send(request, tls).await
-    } else {
-        handshake_and_send(request, tcp).await
+    match tls {
+        Some(config) => {
+            let name = rustls::pki_types::ServerName::try_from(host.to_string()).map_err(Error::InvalidDnsNameError)?;
+            let connector = tokio_rustls::TlsConnector::from(config.unwrap_or_else(default_config));
+            let tls = connector.connect(name, tcp).await.map_err(|e| tls_error(host, e))?;
+            handshake_and_send(request, tls).await
+        }
+        None => handshake_and_send(request, tcp).await,
     }
 }
 

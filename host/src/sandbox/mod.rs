@@ -63,6 +63,9 @@ pub struct SandboxPlan {
     /// when it cannot reach them, their per-call setup is skipped.
     pub imports_fs: bool,
     pub imports_sockets: bool,
+    /// Outgoing HTTPS trust with `[runtime] ca_certificates` (`None`: the
+    /// built-in web roots).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl SandboxPlan {
@@ -78,6 +81,7 @@ impl SandboxPlan {
             process,
             imports_fs: true,
             imports_sockets: true,
+            tls: None,
         }
     }
 
@@ -136,7 +140,7 @@ impl SandboxState {
                 t
             },
             http: WasiHttpCtx::new(),
-            hooks: http::HttpGate::new(plan.policy.clone(), denials.clone(), resolver),
+            hooks: http::HttpGate::new(plan.policy.clone(), denials.clone(), resolver).with_tls(plan.tls.clone()),
             fs: fs::FsGuard::new(plan.policy.clone(), denials.clone()),
             net,
             limiter: MemoryLimiter::new(plan.limits.memory_bytes),

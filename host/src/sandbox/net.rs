@@ -6,7 +6,10 @@
 //! this call (on a port the name's rule allows), or to an allowed IP literal
 //! or CIDR, and never to a private address when they are blocked; the check
 //! runs on the address actually dialed, so DNS rebinding gains nothing.
-//! Bind/listen and UDP need their own grants. Every refusal is a denial.
+//! Bind/listen and UDP need their own grants. Every refusal is a denial:
+//! the peer of a TCP connect, a UDP connect and each datagram is checked
+//! here before wasmtime-wasi's own validity checks, which would otherwise
+//! refuse unspecified, multicast, broadcast and IPv4-mapped peers unseen.
 
 use super::denials::{Denial, Denials};
 use crate::policy::{DenialKind, EffectivePolicy, ViolationAction};
@@ -15,9 +18,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use wasmtime::component::{HasData, Linker, Resource};
 use wasmtime_wasi::p2::bindings::sockets::ip_name_lookup::{self, HostResolveAddressStream, ResolveAddressStream};
-use wasmtime_wasi::p2::bindings::sockets::network::{self, ErrorCode, IpAddress, IpSocketAddress, Network};
-use wasmtime_wasi::p2::bindings::sockets::tcp;
-use wasmtime_wasi::p2::TcpSocket;
+use wasmtime_wasi::p2::bindings::sockets::network::{self, ErrorCode, IpAddress, IpAddressFamily, IpSocketAddress, Network};
+use wasmtime_wasi::p2::bindings::sockets::{tcp, udp};
+use wasmtime_wasi::p2::{TcpSocket, UdpSocket};
 use wasmtime_wasi::p2::{DynPollable, SocketError};
 use wasmtime_wasi::sockets::{SocketAddrUse, WasiSocketsCtxView};
 use wasmtime_wasi::WasiCtxBuilder;
@@ -31,11 +34,13 @@ pub struct NetGuard {
     resolved: Arc<Mutex<HashMap<IpAddr, String>>>,
     /// Lookup stream → the name being resolved.
     streams: Arc<Mutex<HashMap<u32, String>>>,
+    /// Outgoing datagram stream → its socket's address family.
+    families: Arc<Mutex<HashMap<u32, IpAddressFamily>>>,
 }
 
 impl NetGuard {
     pub fn new(policy: Arc<EffectivePolicy>, denials: Denials) -> Self {
-        NetGuard { policy, denials, resolved: Arc::default(), streams: Arc::default() }
+        NetGuard { policy, denials, resolved: Arc::default(), streams: Arc::default(), families: Arc::default() }
     }
 
     fn record(&self, op: &str, target: String, rule: String, action: ViolationAction) {
@@ -100,12 +105,31 @@ impl NetGuard {
         Err((rule, false))
     }
 
-    /// For an IPv6 address that embeds an IPv4 one (mapped, compatible,
-    /// 6to4, NAT64, ...), the rule refusing it when that is private.
-    fn embedded_private(&self, ip: IpAddr) -> Option<String> {
-        let IpAddr::V6(v6) = ip else { return None };
-        crate::policy::ip::embedded_v4(v6)?;
-        self.policy.blocked_ip(ip).map(|range| format!("block_private_ips: {range}"))
+    /// The host's decision on a peer a TCP connect, a UDP connect or a
+    /// datagram names, made before wasmtime-wasi's own validity checks:
+    /// those refuse an unspecified, multicast, broadcast, IPv4-mapped or
+    /// port-0 peer with `invalid-argument` before any policy check runs,
+    /// so without this the attempt would leave no denial row. A refusal is
+    /// recorded (naming the private range or the rule) and its error
+    /// returned; `None` lets wasmtime-wasi go on, and its address check
+    /// records what `log` mode lets through.
+    fn precheck_peer(&self, op: &str, peer: SocketAddr, family: IpAddressFamily, tcp: bool) -> Option<ErrorCode> {
+        match self.peer_allowed(peer) {
+            Ok(()) => {}
+            Err((rule, true)) => {
+                self.record(op, peer.to_string(), rule, ViolationAction::Deny);
+                return Some(ErrorCode::AccessDenied);
+            }
+            Err((rule, false)) => {
+                if self.policy.violation_action.for_kind(DenialKind::Net) == ViolationAction::Deny {
+                    self.record(op, peer.to_string(), rule, ViolationAction::Deny);
+                    return Some(ErrorCode::AccessDenied);
+                }
+            }
+        }
+        let why = invalid_peer(peer, family, tcp)?;
+        self.record(op, peer.to_string(), format!("invalid peer address: {why}"), ViolationAction::Deny);
+        Some(ErrorCode::InvalidArgument)
     }
 
     /// Whether `name` may be looked up.
@@ -166,20 +190,69 @@ pub fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, getter: fn(&mut 
     }
     linker.allow_shadowing(true);
     ip_name_lookup::add_to_linker::<T, Guarded>(linker, getter)?;
-    // wasmtime-wasi refuses IPv4-mapped and -compatible peers with
-    // `invalid-argument` before any address check runs; checking them here
-    // first makes that attempt a recorded denial like every other.
+    // wasmtime-wasi refuses unspecified (`0.0.0.0`, `::`), multicast,
+    // broadcast, IPv4-mapped and -compatible peers and port 0 with
+    // `invalid-argument` before any address check runs; checking every
+    // peer here first makes each such attempt a recorded denial that names
+    // the range or the rule, like every other.
     linker.instance(TCP_INTERFACE)?.func_wrap(
         "[method]tcp-socket.start-connect",
         move |mut store, (sock, net, addr): (Resource<TcpSocket>, Resource<Network>, IpSocketAddress)| {
             let mut view = getter(store.data_mut());
             let peer = SocketAddr::from(addr);
-            if let Some(rule) = view.guard.embedded_private(peer.ip()) {
-                view.guard.record("connect", peer.to_string(), rule, ViolationAction::Deny);
-                return Ok((Err(ErrorCode::AccessDenied),));
+            let family = tcp::HostTcpSocket::address_family(&mut view.inner, Resource::new_borrow(sock.rep()))?;
+            if let Some(code) = view.guard.precheck_peer("connect", peer, family, true) {
+                return Ok((Err(code),));
             }
             match tcp::HostTcpSocket::start_connect(&mut view.inner, sock, net, addr) {
                 Ok(()) => Ok((Ok(()),)),
+                Err(e) => Ok((Err(e.downcast()?),)),
+            }
+        },
+    )?;
+    let mut udp_linker = linker.instance(UDP_INTERFACE)?;
+    // UDP "connect": the peer given to `stream`.
+    udp_linker.func_wrap_async(
+        "[method]udp-socket.stream",
+        move |mut store, (sock, remote): (Resource<UdpSocket>, Option<IpSocketAddress>)| {
+            Box::new(async move {
+                let mut view = getter(store.data_mut());
+                let family = udp::HostUdpSocket::address_family(&mut view.inner, Resource::new_borrow(sock.rep()))?;
+                if let Some(addr) = remote {
+                    if let Some(code) = view.guard.precheck_peer("connect", SocketAddr::from(addr), family, false) {
+                        return Ok((Err(code),));
+                    }
+                }
+                match udp::HostUdpSocket::stream(&mut view.inner, sock, remote).await {
+                    Ok(streams) => {
+                        view.guard.families.lock().unwrap_or_else(|e| e.into_inner()).insert(streams.1.rep(), family);
+                        Ok((Ok(streams),))
+                    }
+                    Err(e) => Ok((Err(e.downcast()?),)),
+                }
+            })
+        },
+    )?;
+    // Datagrams naming their own peer: each is checked; the ones before a
+    // refused datagram are sent (WIT: a partial send is not an error).
+    udp_linker.func_wrap(
+        "[method]outgoing-datagram-stream.send",
+        move |mut store, (stream, mut datagrams): (Resource<udp::OutgoingDatagramStream>, Vec<udp::OutgoingDatagram>)| {
+            let mut view = getter(store.data_mut());
+            let family = view.guard.families.lock().unwrap_or_else(|e| e.into_inner()).get(&stream.rep()).copied();
+            let refused = datagrams.iter().enumerate().find_map(|(i, d)| {
+                let peer = SocketAddr::from(d.remote_address?);
+                let natural = if peer.is_ipv4() { IpAddressFamily::Ipv4 } else { IpAddressFamily::Ipv6 };
+                view.guard.precheck_peer("send", peer, family.unwrap_or(natural), false).map(|code| (i, code))
+            });
+            if let Some((i, code)) = refused {
+                if i == 0 {
+                    return Ok((Err(code),));
+                }
+                datagrams.truncate(i);
+            }
+            match udp::HostOutgoingDatagramStream::send(&mut view.inner, stream, datagrams) {
+                Ok(n) => Ok((Ok(n),)),
                 Err(e) => Ok((Err(e.downcast()?),)),
             }
         },
@@ -188,9 +261,44 @@ pub fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, getter: fn(&mut 
     Ok(())
 }
 
-/// The `wasi:sockets/tcp` version the linker defines (other 0.2.x imports
-/// resolve to it by semver).
+/// The `wasi:sockets/tcp` and `udp` versions the linker defines (other
+/// 0.2.x imports resolve to them by semver).
 const TCP_INTERFACE: &str = "wasi:sockets/tcp@0.2.12";
+const UDP_INTERFACE: &str = "wasi:sockets/udp@0.2.12";
+
+/// Why wasmtime-wasi would refuse `peer` as a remote address with
+/// `invalid-argument` (its `is_valid_remote_address`,
+/// `is_valid_unicast_address` (TCP only) and `is_valid_address_family`).
+fn invalid_peer(peer: SocketAddr, family: IpAddressFamily, tcp: bool) -> Option<&'static str> {
+    let ip = peer.ip();
+    if ip.to_canonical().is_unspecified() {
+        return Some("unspecified address");
+    }
+    if peer.port() == 0 {
+        return Some("port 0");
+    }
+    if tcp {
+        match ip.to_canonical() {
+            IpAddr::V4(v4) if v4.is_multicast() => return Some("multicast address"),
+            IpAddr::V4(v4) if v4.is_broadcast() => return Some("broadcast address"),
+            IpAddr::V6(v6) if v6.is_multicast() => return Some("multicast address"),
+            _ => {}
+        }
+    }
+    match (family, ip) {
+        (IpAddressFamily::Ipv4, IpAddr::V4(_)) => None,
+        (IpAddressFamily::Ipv6, IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_some() => {
+            Some("IPv4-mapped IPv6 address (connect to the IPv4 address instead)")
+        }
+        (IpAddressFamily::Ipv6, IpAddr::V6(v6))
+            if matches!(v6.segments(), [0, 0, 0, 0, 0, 0, _, _]) && !v6.is_loopback() =>
+        {
+            Some("deprecated IPv4-compatible IPv6 address")
+        }
+        (IpAddressFamily::Ipv6, IpAddr::V6(_)) => None,
+        _ => Some("address family does not match the socket's"),
+    }
+}
 
 impl network::Host for GuardedNet<'_> {
     fn convert_error_code(&mut self, error: SocketError) -> wasmtime::Result<ErrorCode> {

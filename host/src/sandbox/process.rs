@@ -7,7 +7,7 @@
 use super::caps::process::{Error, Host, Output};
 use super::denials::Denial;
 use super::SandboxState;
-use crate::policy::{DenialKind, SubprocessPolicy, ViolationAction};
+use crate::policy::{DenialKind, SubprocessPolicy};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -43,24 +43,19 @@ impl Default for ProcessPlan {
 impl Host for SandboxState {
     async fn run(&mut self, program: String, args: Vec<String>, stdin: Vec<u8>) -> Result<Output, Error> {
         let plan = self.plan.process.clone();
+        // The allowlist holds in `log` mode too: discovery mode records
+        // network uses, it never runs a program the operator did not list.
         let resolved = match plan.policy.find(&program) {
             Ok(p) => p.path.clone(),
             Err(rule) => {
-                let logged = self.plan.action() == ViolationAction::Log;
                 self.denials.record(Denial::new(
                     DenialKind::Process,
                     "spawn",
                     argv_summary(&program, &args),
                     rule.clone(),
-                    self.plan.action(),
+                    self.plan.action().for_kind(DenialKind::Process),
                 ));
-                // Discovery mode records the would-be denial and runs the
-                // program, found the way an allowlist entry would be.
-                if !logged {
-                    return Err(Error::Denied(format!("{program}: {rule}")));
-                }
-                crate::policy::process::resolve_program(&program, std::env::var_os("PATH").as_deref())
-                    .map_err(|p| Error::SpawnFailed(format!("{program}: {p}")))?
+                return Err(Error::Denied(format!("{program}: {rule}")));
             }
         };
         let Ok(_permit) = plan.concurrency.clone().acquire_owned().await else {

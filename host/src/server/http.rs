@@ -187,8 +187,11 @@ async fn limit_sessions(State(st): State<AppState>, req: Request, next: Next) ->
     next.run(req).await
 }
 
-async fn healthz(State(st): State<AppState>) -> Json<Value> {
-    Json(st.server.health())
+/// 200 when calls are accepted; 503 while the audit log cannot be written.
+async fn healthz(State(st): State<AppState>) -> (StatusCode, Json<Value>) {
+    let body = st.server.health();
+    let code = if body["status"] == "ok" { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (code, Json(body))
 }
 
 async fn metrics(State(st): State<AppState>) -> Response {

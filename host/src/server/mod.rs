@@ -217,6 +217,8 @@ impl Server {
 
     /// `/healthz` body.
     pub fn health(&self) -> Value {
-        json!({"status": "ok", "tools": self.host.tools().len(), "in_flight": self.metrics.in_flight()})
+        let audit = self.host.audit().unavailable();
+        let status = if audit.is_some() { "audit_unavailable" } else { "ok" };
+        json!({"status": status, "audit_error": audit, "tools": self.host.tools().len(), "in_flight": self.metrics.in_flight()})
     }
 }

@@ -24,6 +24,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), Failure> {
     eprintln!("wasmward: loading tools from {} ...", opts.config.display());
     let server = Server::open(opts.config.clone()).await.map_err(|e| usage(format!("{e:#}")))?;
     let cfg = server.host.config();
+    crate::cli::log_policy_warnings(&cfg);
     eprintln!("wasmward: {} tool(s) ready in {} ms", server.host.tools().len(), started.elapsed().as_millis());
 
     let ct = CancellationToken::new();
