@@ -11,7 +11,7 @@ mod policy_support;
 
 use common::{tool_path, TestDir};
 use policy_support::*;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -218,7 +218,7 @@ fn check_warns_when_two_tools_mounts_overlap() {
         sub = root.join("shared/sub").display()
     );
     assert!(warnings[0].starts_with(&want), "{}\nwant: {want}", warnings[0]);
-    assert!(out.contains("3 tool(s) OK, 1 warning(s)"), "{out}");
+    assert!(out.contains("3 tool(s) OK"), "{out}");
 }
 
 #[test]
@@ -284,9 +284,10 @@ fn policy_warnings_are_logged_when_a_call_runs() {
     let config = dir.write_config(&tool("t", "hostile", "", Some("allow_udp = true")));
     let o = run(wasmward(&dir).args(["call", "--config"]).arg(&config).args(["t", "counter"]));
     assert_status(&o, 0);
-    let err = text(&o.stderr);
+    // Without the terminal colours tracing adds.
+    let err = regex::Regex::new("\x1b\\[[0-9;]*m").unwrap().replace_all(&text(&o.stderr), "").into_owned();
     assert!(
-        err.lines().any(|l| l.contains("WARN") && l.contains("policy warning") && l.contains("tool=t") && l.contains("allow_udp")),
+        err.lines().any(|l| l.contains("WARN") && l.contains("policy warning: has no effect") && l.contains("tool=t") && l.contains("field=allow_udp")),
         "{err}"
     );
 }

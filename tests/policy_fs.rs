@@ -51,7 +51,8 @@ impl Fixture {
     fn tools(&self) -> String {
         let policy = format!(
             "allowed_read_paths = [{ro}, {{ host = {mro}, guest = \"/ro-data\", mode = \"ro\" }}]\n\
-             allowed_write_paths = [{rw}, {{ host = {mapped}, guest = \"/data\", mode = \"rw\" }}]",
+             allowed_write_paths = [{rw}, {{ host = {mapped}, guest = \"/data\", mode = \"rw\" }}]\n\
+             allow_symlinks = true",
             ro = q(&self.root.join("ro")),
             rw = q(&self.root.join("rw")),
             mro = q(&self.root.join("mapped-ro")),
