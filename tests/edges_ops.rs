@@ -335,6 +335,35 @@ async fn unspecified_and_invalid_peers_are_denial_rows() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_connect_peers_are_checked_like_sends() {
+    let dir = TestDir::new();
+    let tools = [
+        tool_at("probe", &tool_path("ops_probe"), "", Some("allowed_network_hosts = [\"example.com\"]\nallow_udp = true")),
+        tool_at("zero", &tool_path("ops_probe"), "", Some("allowed_network_hosts = [\"0.0.0.0/8:*\"]\nallow_udp = true\nblock_private_ips = false")),
+    ]
+    .concat();
+    let host = open(&dir, &tools).await;
+    let cases: &[(&str, &str, &str, &str)] = &[
+        ("probe.udp-connect", "0.0.0.0:53", EACCES, "block_private_ips: this-network 0.0.0.0/8"),
+        ("probe.udp-connect", "[::ffff:127.0.0.1]:53", EACCES, "block_private_ips: loopback 127.0.0.0/8 (embedded in ipv4-mapped ::ffff:0.0.0.0/96)"),
+        ("probe.udp-connect", "192.0.2.1:53", EACCES, "block_private_ips: documentation 192.0.2.0/24"),
+        ("zero.udp-connect", "0.0.0.0:53", "Invalid argument (os error 28)", "invalid peer address: unspecified address"),
+    ];
+    let mut results = Vec::new();
+    for (f, addr, ..) in cases {
+        results.push(call(&host, f, json!({"addr": addr})).await);
+    }
+    host.shutdown().await.unwrap();
+    let (calls, _) = audited(&dir.audit_db());
+    assert_eq!(calls.len(), cases.len());
+    for ((r, a), (f, addr, err, rule)) in results.iter().zip(&calls).zip(cases) {
+        assert_eq!(guest_err(r), format!("connect: {err}"), "{f} {addr}");
+        let target: std::net::SocketAddr = addr.parse().unwrap();
+        assert_call(a, f, "tool_error", &[deny("net", "connect", &target.to_string(), rule)]);
+    }
+}
+
 // ------------------------------------------------------- log mode, process
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

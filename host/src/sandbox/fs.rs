@@ -28,13 +28,20 @@ use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 /// The guest path the virtual root is mounted at.
 const ROOT: &str = "/";
 
+/// Whether directories opened here can be handed to wasmtime-wasi as
+/// `/proc/self/fd/N` (Linux with `/proc` mounted).
+fn fd_paths() -> bool {
+    static OK: OnceLock<bool> = OnceLock::new();
+    *OK.get_or_init(|| cfg!(target_os = "linux") && Path::new("/proc/self/fd").is_dir())
+}
+
 /// An empty directory shared by every sandbox as the virtual root.
 ///
 /// On Linux it is created, opened, and removed at once: the open handle
 /// (reached through `/proc/self/fd`) stays a valid, empty, read-only
 /// directory in which nothing can be created, and nothing is left behind
-/// in the temp dir when the process ends, however it ends. Elsewhere the
-/// temp directory is kept for the life of the process.
+/// in the temp dir when the process ends, however it ends. Without
+/// `/proc` the temp directory is kept for the life of the process.
 fn empty_root() -> std::io::Result<PathBuf> {
     static ROOT_DIR: OnceLock<PathBuf> = OnceLock::new();
     if let Some(d) = ROOT_DIR.get() {
@@ -42,14 +49,13 @@ fn empty_root() -> std::io::Result<PathBuf> {
     }
     let dir = tempfile::Builder::new().prefix("wasmward-empty-root").tempdir()?;
     #[cfg(target_os = "linux")]
-    let path = {
+    if fd_paths() {
         let fd = nofollow::open_dir(dir.path())?;
         drop(dir); // removes the directory; the handle stays valid
         let path = nofollow::fd_path(&fd);
         std::mem::forget(fd); // one per process, like the path it replaces
-        path
-    };
-    #[cfg(not(target_os = "linux"))]
+        return Ok(ROOT_DIR.get_or_init(|| path).clone());
+    }
     let path = dir.keep();
     Ok(ROOT_DIR.get_or_init(|| path).clone())
 }
@@ -60,7 +66,8 @@ fn empty_root() -> std::io::Result<PathBuf> {
 /// at a time without following any symlink, and that very directory is
 /// preopened: a symlink planted at or above a mount root after load makes
 /// the call fail (`host error: cannot build the sandbox`) instead of moving
-/// the mount somewhere else.
+/// the mount somewhere else. (Without `/proc`, the canonical path is opened
+/// as it is.)
 pub fn preopen(b: &mut WasiCtxBuilder, mounts: &MountTable) -> wasmtime::Result<()> {
     b.preopened_dir(empty_root()?, ROOT, FsPerms::ReadOnly)?;
     for m in mounts.mounts() {
@@ -69,7 +76,7 @@ pub fn preopen(b: &mut WasiCtxBuilder, mounts: &MountTable) -> wasmtime::Result<
             MountMode::Rw => FsPerms::ReadWrite,
         };
         #[cfg(target_os = "linux")]
-        {
+        if fd_paths() {
             let fd = nofollow::open_dir(&m.host).map_err(|e| {
                 wasmtime::format_err!(
                     "mount {} (host {}): {e}; the path must stay a real directory (no symlink at or above it) as it was at load",
@@ -78,8 +85,8 @@ pub fn preopen(b: &mut WasiCtxBuilder, mounts: &MountTable) -> wasmtime::Result<
                 )
             })?;
             b.preopened_dir(nofollow::fd_path(&fd), &m.guest, perms)?;
+            continue;
         }
-        #[cfg(not(target_os = "linux"))]
         b.preopened_dir(&m.host, &m.guest, perms)?;
     }
     Ok(())
