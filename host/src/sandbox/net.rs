@@ -356,3 +356,38 @@ impl HostResolveAddressStream for GuardedNet<'_> {
         HostResolveAddressStream::drop(&mut self.inner, resource)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const V4: IpAddressFamily = IpAddressFamily::Ipv4;
+    const V6: IpAddressFamily = IpAddressFamily::Ipv6;
+
+    /// (peer, socket family, TCP?, why wasmtime-wasi would refuse it)
+    const CASES: &[(&str, IpAddressFamily, bool, Option<&str>)] = &[
+        ("93.184.216.34:80", V4, true, None),
+        ("[2606:2800:220:1::]:443", V6, true, None),
+        ("0.0.0.0:80", V4, true, Some("unspecified address")),
+        ("[::]:80", V6, true, Some("unspecified address")),
+        ("[::ffff:0.0.0.0]:80", V6, true, Some("unspecified address")),
+        ("93.184.216.34:0", V4, false, Some("port 0")),
+        ("224.0.0.1:80", V4, true, Some("multicast address")),
+        ("224.0.0.1:80", V4, false, None),
+        ("255.255.255.255:80", V4, true, Some("broadcast address")),
+        ("[ff02::1]:80", V6, true, Some("multicast address")),
+        ("[::ffff:93.184.216.34]:80", V6, true, Some("IPv4-mapped IPv6 address (connect to the IPv4 address instead)")),
+        ("[::93.184.216.34]:80", V6, false, Some("deprecated IPv4-compatible IPv6 address")),
+        ("[::1]:80", V6, true, None),
+        ("93.184.216.34:80", V6, true, Some("address family does not match the socket's")),
+        ("[2606:2800:220:1::]:443", V4, false, Some("address family does not match the socket's")),
+    ];
+
+    #[test]
+    fn invalid_peer_table() {
+        for &(peer, family, tcp, want) in CASES {
+            let addr: SocketAddr = peer.parse().unwrap();
+            assert_eq!(invalid_peer(addr, family, tcp), want, "{peer} {family:?} tcp={tcp}");
+        }
+    }
+}
