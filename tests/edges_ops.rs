@@ -364,6 +364,22 @@ async fn udp_connect_peers_are_checked_like_sends() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_bind_addresses_are_denial_rows() {
+    let dir = TestDir::new();
+    let tools = [tool("nolisten", "hostile", "", None), tool("listen", "hostile", "", Some("allow_listen = true"))].concat();
+    let host = open(&dir, &tools).await;
+    let mapped = call(&host, "nolisten.caps.tcp-listen", json!({"addr": "[::ffff:127.0.0.1]:0"})).await;
+    let multicast = call(&host, "listen.caps.tcp-listen", json!({"addr": "224.0.0.1:0"})).await;
+    host.shutdown().await.unwrap();
+
+    assert_eq!(guest_err(&mapped), format!("listen: {EACCES}"));
+    assert_eq!(guest_err(&multicast), "listen: Invalid argument (os error 28)");
+    let (calls, _) = audited(&dir.audit_db());
+    assert_call(&calls[0], "nolisten.caps.tcp-listen", "tool_error", &[deny("net", "listen", "[::ffff:127.0.0.1]:0", "allow_listen = false")]);
+    assert_call(&calls[1], "listen.caps.tcp-listen", "tool_error", &[deny("net", "bind", "224.0.0.1:0", "invalid local address: multicast address")]);
+}
+
 // ------------------------------------------------------- log mode, process
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

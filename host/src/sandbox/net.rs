@@ -132,6 +132,21 @@ impl NetGuard {
         Some(ErrorCode::InvalidArgument)
     }
 
+    /// A bind that wasmtime-wasi would refuse as `invalid-argument` before
+    /// its address check (multicast or broadcast for TCP, an IPv4-mapped or
+    /// wrong-family address): the policy's decision on it is recorded as
+    /// for any bind, then the invalid address. `None` lets wasmtime-wasi
+    /// go on (its own check then runs, and records, as usual).
+    fn precheck_bind(&self, local: SocketAddr, family: IpAddressFamily, tcp: bool) -> Option<ErrorCode> {
+        let why = invalid_local(local, family, tcp)?;
+        let usage = if tcp { SocketAddrUse::TcpBind } else { SocketAddrUse::UdpBind };
+        if !self.check(local, usage) {
+            return Some(ErrorCode::AccessDenied);
+        }
+        self.record("bind", local.to_string(), format!("invalid local address: {why}"), ViolationAction::Deny);
+        Some(ErrorCode::InvalidArgument)
+    }
+
     /// Whether `name` may be looked up.
     fn check_lookup(&self, name: &str) -> bool {
         if self.policy.network.allows_name(name).is_some() {
@@ -210,7 +225,39 @@ pub fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, getter: fn(&mut 
             }
         },
     )?;
+    linker.instance(TCP_INTERFACE)?.func_wrap_async(
+        "[method]tcp-socket.start-bind",
+        move |mut store, (sock, net, addr): (Resource<TcpSocket>, Resource<Network>, IpSocketAddress)| {
+            Box::new(async move {
+                let mut view = getter(store.data_mut());
+                let family = tcp::HostTcpSocket::address_family(&mut view.inner, Resource::new_borrow(sock.rep()))?;
+                if let Some(code) = view.guard.precheck_bind(SocketAddr::from(addr), family, true) {
+                    return Ok((Err(code),));
+                }
+                match tcp::HostTcpSocket::start_bind(&mut view.inner, sock, net, addr).await {
+                    Ok(()) => Ok((Ok(()),)),
+                    Err(e) => Ok((Err(e.downcast()?),)),
+                }
+            })
+        },
+    )?;
     let mut udp_linker = linker.instance(UDP_INTERFACE)?;
+    udp_linker.func_wrap_async(
+        "[method]udp-socket.start-bind",
+        move |mut store, (sock, net, addr): (Resource<UdpSocket>, Resource<Network>, IpSocketAddress)| {
+            Box::new(async move {
+                let mut view = getter(store.data_mut());
+                let family = udp::HostUdpSocket::address_family(&mut view.inner, Resource::new_borrow(sock.rep()))?;
+                if let Some(code) = view.guard.precheck_bind(SocketAddr::from(addr), family, false) {
+                    return Ok((Err(code),));
+                }
+                match udp::HostUdpSocket::start_bind(&mut view.inner, sock, net, addr).await {
+                    Ok(()) => Ok((Ok(()),)),
+                    Err(e) => Ok((Err(e.downcast()?),)),
+                }
+            })
+        },
+    )?;
     // UDP "connect": the peer given to `stream`.
     udp_linker.func_wrap_async(
         "[method]udp-socket.stream",
@@ -278,20 +325,41 @@ fn invalid_peer(peer: SocketAddr, family: IpAddressFamily, tcp: bool) -> Option<
         return Some("port 0");
     }
     if tcp {
-        match ip.to_canonical() {
-            IpAddr::V4(v4) if v4.is_multicast() => return Some("multicast address"),
-            IpAddr::V4(v4) if v4.is_broadcast() => return Some("broadcast address"),
-            IpAddr::V6(v6) if v6.is_multicast() => return Some("multicast address"),
-            _ => {}
+        if let Some(why) = not_unicast(ip) {
+            return Some(why);
         }
     }
+    invalid_family(ip, family)
+}
+
+/// Why wasmtime-wasi would refuse `local` as a bind address with
+/// `invalid-argument` (TCP: not unicast; both: wrong family, IPv4-mapped).
+fn invalid_local(local: SocketAddr, family: IpAddressFamily, tcp: bool) -> Option<&'static str> {
+    if tcp {
+        if let Some(why) = not_unicast(local.ip()) {
+            return Some(why);
+        }
+    }
+    invalid_family(local.ip(), family)
+}
+
+fn not_unicast(ip: IpAddr) -> Option<&'static str> {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) if v4.is_multicast() => Some("multicast address"),
+        IpAddr::V4(v4) if v4.is_broadcast() => Some("broadcast address"),
+        IpAddr::V6(v6) if v6.is_multicast() => Some("multicast address"),
+        _ => None,
+    }
+}
+
+fn invalid_family(ip: IpAddr, family: IpAddressFamily) -> Option<&'static str> {
     match (family, ip) {
         (IpAddressFamily::Ipv4, IpAddr::V4(_)) => None,
         (IpAddressFamily::Ipv6, IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_some() => {
-            Some("IPv4-mapped IPv6 address (connect to the IPv4 address instead)")
+            Some("IPv4-mapped IPv6 address (use the IPv4 address instead)")
         }
         (IpAddressFamily::Ipv6, IpAddr::V6(v6))
-            if matches!(v6.segments(), [0, 0, 0, 0, 0, 0, _, _]) && !v6.is_loopback() =>
+            if matches!(v6.segments(), [0, 0, 0, 0, 0, 0, _, _]) && !v6.is_loopback() && !v6.is_unspecified() =>
         {
             Some("deprecated IPv4-compatible IPv6 address")
         }
@@ -376,12 +444,31 @@ mod tests {
         ("224.0.0.1:80", V4, false, None),
         ("255.255.255.255:80", V4, true, Some("broadcast address")),
         ("[ff02::1]:80", V6, true, Some("multicast address")),
-        ("[::ffff:93.184.216.34]:80", V6, true, Some("IPv4-mapped IPv6 address (connect to the IPv4 address instead)")),
+        ("[::ffff:93.184.216.34]:80", V6, true, Some("IPv4-mapped IPv6 address (use the IPv4 address instead)")),
         ("[::93.184.216.34]:80", V6, false, Some("deprecated IPv4-compatible IPv6 address")),
         ("[::1]:80", V6, true, None),
         ("93.184.216.34:80", V6, true, Some("address family does not match the socket's")),
         ("[2606:2800:220:1::]:443", V4, false, Some("address family does not match the socket's")),
     ];
+
+    /// (local address, socket family, TCP?, why a bind would be refused)
+    const BINDS: &[(&str, IpAddressFamily, bool, Option<&str>)] = &[
+        ("0.0.0.0:0", V4, true, None),
+        ("[::]:0", V6, true, None),
+        ("127.0.0.1:8080", V4, true, None),
+        ("224.0.0.1:0", V4, true, Some("multicast address")),
+        ("224.0.0.1:0", V4, false, None),
+        ("[::ffff:127.0.0.1]:0", V6, true, Some("IPv4-mapped IPv6 address (use the IPv4 address instead)")),
+        ("127.0.0.1:0", V6, false, Some("address family does not match the socket's")),
+    ];
+
+    #[test]
+    fn invalid_local_table() {
+        for &(local, family, tcp, want) in BINDS {
+            let addr: SocketAddr = local.parse().unwrap();
+            assert_eq!(invalid_local(addr, family, tcp), want, "{local} {family:?} tcp={tcp}");
+        }
+    }
 
     #[test]
     fn invalid_peer_table() {
