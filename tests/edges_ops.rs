@@ -560,13 +560,26 @@ async fn a_full_audit_database_stops_calls_until_it_can_be_written() {
     fs::write(&config, config_text(&dir, 4, "max_db_mb = 1", &rest)).unwrap();
     let server = wasmward::server::Server::open(config).await.unwrap();
     let host = server.host.clone();
+    // `/healthz` over real HTTP, from the server's own router.
+    let app = wasmward::server::http::router(server.clone(), server.host.config().server.clone(), tokio_util::sync::CancellationToken::new());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let healthz = format!("http://{}/healthz", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let health = || {
+        let url = healthz.clone();
+        async move {
+            let r = reqwest::get(&url).await.unwrap();
+            (r.status().as_u16(), r.json::<serde_json::Value>().await.unwrap())
+        }
+    };
     let write = |name: &str| {
         let (host, path) = (host.clone(), rw.join(name).display().to_string());
         async move { host.call("t.caps.write-file", &json!({"path": path, "contents": "x"}), "test").await }
     };
     let before = write("before.txt").await;
     ok(&before);
-    assert_eq!(server.health()["status"], "ok");
+    let (code, body) = health().await;
+    assert_eq!((code, body["status"].as_str()), (200, Some("ok")), "{body}");
 
     // Fill the database (1 MiB) with 64 kB rows until a batch fails: SQLite
     // reports the database full, as on a full disk.
@@ -582,9 +595,9 @@ async fn a_full_audit_database_stops_calls_until_it_can_be_written() {
     let held = failed.expect("the database filled up");
     let why = host.audit().unavailable().expect("the log says it cannot be written");
     assert!(why.contains("database or disk is full"), "{why}");
-    let health = server.health();
-    assert_eq!(health["status"], "audit_unavailable", "{health}");
-    assert!(health["audit_error"].as_str().unwrap().contains("full"), "{health}");
+    let (code, body) = health().await;
+    assert_eq!((code, body["status"].as_str()), (503, Some("audit_unavailable")), "{body}");
+    assert!(body["audit_error"].as_str().unwrap().contains("database or disk is full"), "{body}");
 
     let during = write("during.txt").await;
     match &during.outcome {
@@ -604,7 +617,8 @@ async fn a_full_audit_database_stops_calls_until_it_can_be_written() {
         assert!(start.elapsed().as_secs() < 20, "the log never recovered");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert_eq!(server.health()["status"], "ok");
+    let (code, body) = health().await;
+    assert_eq!((code, body["status"].as_str()), (200, Some("ok")), "{body}");
     let after = write("after.txt").await;
     ok(&after);
     host.audit().clone().shutdown().await.unwrap();
