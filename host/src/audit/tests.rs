@@ -552,3 +552,33 @@ fn missing_database_is_a_clear_error() {
         "{err}"
     );
 }
+
+/// A database that cannot take a batch: the writer holds it and says why,
+/// `record` fails, and shutdown still ends (reporting what it could not
+/// write) instead of waiting forever; what was committed still verifies.
+#[tokio::test]
+async fn full_database_holds_the_batch_and_shutdown_still_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = AuditConfig { max_db_mb: Some(1), ..cfg(dir.path(), Durability::Commit) };
+    let log = AuditLog::open(&c).unwrap();
+    assert_eq!(log.unavailable(), None);
+    let big = "z".repeat(64 << 10);
+    let mut committed = 0;
+    let err = loop {
+        match log.record(vec![denial(&format!("{committed} {big}"))]).await {
+            Ok(()) => committed += 1,
+            Err(e) => break e.to_string(),
+        }
+        assert!(committed < 64, "1 MiB never filled up");
+    };
+    assert!(err.contains("full"), "{err}");
+    assert!(log.unavailable().is_some_and(|why| why.contains("database or disk is full")));
+    // Later records fail too (the held batch still does not fit).
+    assert!(log.record(vec![call(1)]).await.is_err());
+    tokio::time::timeout(std::time::Duration::from_secs(20), log.shutdown())
+        .await
+        .expect("shutdown ends although events are held")
+        .unwrap();
+    assert_eq!(count(&c.path), committed);
+    assert!(check(&c.path).is_ok());
+}
