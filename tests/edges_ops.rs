@@ -40,8 +40,10 @@ async fn symlinks_are_off_by_default_and_never_lead_out_of_the_mount_when_allowe
     let rw = root.join("rw");
     fs::create_dir_all(rw.join("d1/d2/d3/d4/d5")).unwrap();
     fs::write(rw.join("f.txt"), "inside").unwrap();
-    // A link the operator left in the mount, to an absolute path.
+    // A link the operator left in the mount, to an absolute path, and one
+    // that climbs to the mount root (from where it is).
     symlink("/etc", rw.join("opt")).unwrap();
+    symlink("..", rw.join("d1/up")).unwrap();
     let mount = format!("allowed_write_paths = [{}]", q(&rw));
     let tools = [
         tool("nolinks", "hostile", "", Some(&mount)),
@@ -67,6 +69,8 @@ async fn symlinks_are_off_by_default_and_never_lead_out_of_the_mount_when_allowe
     let absolute = link("links", "abs", "/etc/passwd").await;
     let through_operator_link = link("links", "via", "opt/passwd").await;
     let fine = link("links", "ok", "f.txt").await;
+    // Moving the climbing link up a level would make it point above the mount.
+    let moved = call(&host, "nolinks.caps.rename", json!({"from": p("d1/up"), "to": p("up")})).await;
     host.shutdown().await.unwrap();
 
     assert_eq!(guest_err(&off), format!("symlink: {}", "Operation not permitted (os error 63)"));
@@ -81,9 +85,11 @@ async fn symlinks_are_off_by_default_and_never_lead_out_of_the_mount_when_allowe
     }
     assert_eq!(fs::read_link(rw.join("t2")).unwrap(), Path::new("d1/d2/s2/passwd"));
     assert_eq!(fs::read_link(rw.join("ok")).unwrap(), Path::new("f.txt"));
+    assert_eq!(guest_err(&moved), "rename: Operation not permitted (os error 63)");
+    assert!(fs::symlink_metadata(rw.join("up")).is_err() && fs::symlink_metadata(rw.join("d1/up")).is_ok());
 
     let (calls, _) = audited(&dir.audit_db());
-    assert_eq!(calls.len(), 8);
+    assert_eq!(calls.len(), 9);
     let dotdot = |t: &str| format!("symlink target `{t}` leaves its mount, or could once a directory is renamed: `..` is refused in symlink targets");
     let f = |tool: &str| format!("{tool}.{SYMLINK}");
     assert_call(&calls[0], &f("nolinks"), "tool_error", &[deny("fs", "create", &p("plain"), "symlink creation is off (allow_symlinks = false)")]);
@@ -104,6 +110,12 @@ async fn symlinks_are_off_by_default_and_never_lead_out_of_the_mount_when_allowe
         &[deny("fs", "create", &p("via"), "symlink target `opt/passwd` leaves its mount: it passes through opt, a symlink to the absolute path /etc")],
     );
     assert_call(&calls[7], &f("links"), "ok", &[]);
+    assert_call(
+        &calls[8],
+        "nolinks.caps.rename",
+        "tool_error",
+        &[deny("fs", "create", &p("up"), &format!("moving the symlink `{}` (target `..`) could point it out of its mount: only links without `..` may move", p("d1/up")))],
+    );
 }
 
 // ------------------------------------------------------------ mount roots

@@ -263,6 +263,33 @@ impl FsGuard {
     }
 }
 
+impl FsGuard {
+    /// Renaming or hard-linking a symlink re-reads its target from a new
+    /// directory. One whose target is absolute or climbs with `..` (left in
+    /// the mount by someone else: the guest cannot create such links) could
+    /// point out of the mount from there, so it may not be moved; a
+    /// downward link may.
+    fn check_moved_symlink(&self, old_guest: &str, new_guest: &str) -> FsResult<()> {
+        let Ok((m, rel)) = self.policy.mounts.locate(old_guest) else { return Ok(()) };
+        let host = m.host.join(&rel);
+        let Ok(meta) = std::fs::symlink_metadata(&host) else { return Ok(()) };
+        if !meta.file_type().is_symlink() {
+            return Ok(());
+        }
+        let target = std::fs::read_link(&host).unwrap_or_default();
+        let text = target.to_string_lossy();
+        if target.is_absolute() || text.split('/').any(|c| c == "..") {
+            self.deny(
+                FsOp::Create,
+                new_guest,
+                format!("moving the symlink `{old_guest}` (target `{text}`) could point it out of its mount: only links without `..` may move"),
+            );
+            return Err(ErrorCode::NotPermitted.into());
+        }
+        Ok(())
+    }
+}
+
 /// Most symlinks followed while resolving one target (Linux's limit).
 const MAX_LINK_HOPS: usize = 40;
 
@@ -511,6 +538,7 @@ impl HostDescriptor for GuardedFs<'_> {
             self.guard.deny(FsOp::Create, &new, format!("hard link to `{old}` crosses mounts"));
             return Err(ErrorCode::NotPermitted.into());
         }
+        self.guard.check_moved_symlink(&old, &new)?;
         let r = HostDescriptor::link_at(&mut self.inner, fd, old_path_flags, old_path, new_descriptor, new_path).await;
         self.guard.after(FsOp::Create, &new, r)
     }
@@ -534,8 +562,9 @@ impl HostDescriptor for GuardedFs<'_> {
         new_fd: Resource<types::Descriptor>,
         new_path: String,
     ) -> FsResult<()> {
-        self.guard.check(fd.rep(), &old_path, FsOp::Remove)?;
+        let old = self.guard.check(fd.rep(), &old_path, FsOp::Remove)?;
         let new = self.guard.check(new_fd.rep(), &new_path, FsOp::Create)?;
+        self.guard.check_moved_symlink(&old, &new)?;
         let r = HostDescriptor::rename_at(&mut self.inner, fd, old_path, new_fd, new_path).await;
         self.guard.after(FsOp::Create, &new, r)
     }
