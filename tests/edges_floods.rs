@@ -134,13 +134,14 @@ async fn writes_past_max_write_bytes_are_refused_on_every_path() {
     let ten = 10 * MIB;
     let write = call(&host, WRITE_BYTES, json!({"path": "/out/w", "bytes": ten, "chunk": 65536, "mode": "write"})).await;
     let append = call(&host, WRITE_BYTES, json!({"path": "/out/a", "bytes": ten, "chunk": 65536, "mode": "append"})).await;
+    let pwrite = call(&host, WRITE_BYTES, json!({"path": "/out/p", "bytes": ten, "chunk": 65536, "mode": "pwrite"})).await;
     let grow = call(&host, WRITE_BYTES, json!({"path": "/out/s", "bytes": ten, "chunk": 1, "mode": "set-size"})).await;
     // Within the budget (which is per call): written whole.
     let fits = call(&host, WRITE_BYTES, json!({"path": "/out/ok", "bytes": 512 * 1024, "chunk": 65536, "mode": "write"})).await;
     let fits_again = call(&host, WRITE_BYTES, json!({"path": "/out/ok2", "bytes": MIB, "chunk": 65536, "mode": "write"})).await;
     host.shutdown().await.unwrap();
 
-    for r in [&write, &append, &grow] {
+    for r in [&write, &append, &pwrite, &grow] {
         match err(r) {
             CallError::WriteLimit { limit, requested } => {
                 assert_eq!(*limit, MIB);
@@ -154,22 +155,23 @@ async fn writes_past_max_write_bytes_are_refused_on_every_path() {
     // Nothing past the budget reached the disk.
     assert_eq!(fs::metadata(out.join("w")).unwrap().len(), MIB);
     assert_eq!(fs::metadata(out.join("a")).unwrap().len(), MIB);
+    assert_eq!(fs::metadata(out.join("p")).unwrap().len(), MIB);
     assert_eq!(fs::metadata(out.join("s")).unwrap().len(), 0);
-    assert_eq!(ok(&fits), &json!(512 * 1024));
-    assert_eq!(ok(&fits_again), &json!(MIB));
+    assert_eq!(ok(&fits), &json!({"ok": 512 * 1024}));
+    assert_eq!(ok(&fits_again), &json!({"ok": MIB}));
     assert_eq!(fs::metadata(out.join("ok2")).unwrap().len(), MIB);
 
     let (calls, _) = audited(&dir.audit_db());
-    assert_eq!(calls.len(), 5);
-    for a in &calls[..3] {
+    assert_eq!(calls.len(), 6);
+    for a in &calls[..4] {
         assert_call(a, WRITE_BYTES, "write_limit", &[]);
         assert_eq!(a.limits.len(), 1, "{a:?}");
         let l = &a.limits[0];
         assert_eq!((l.limit.as_str(), l.configured, l.count >= 1), ("max_write_bytes", MIB, true));
         assert!(l.requested > MIB);
     }
-    assert_eq!(limits_of(&calls[2]), vec![limit("max_write_bytes", ten, MIB, 1)], "set-size asks for the growth");
-    for a in &calls[3..] {
+    assert_eq!(limits_of(&calls[3]), vec![limit("max_write_bytes", ten, MIB, 1)], "set-size asks for the growth");
+    for a in &calls[4..] {
         assert_call(a, WRITE_BYTES, "ok", &[]);
         assert!(a.limits.is_empty());
     }
@@ -195,8 +197,8 @@ async fn sockets_without_a_network_grant_are_refused_at_creation() {
     let CallError::Denied { message, denials, total, .. } = err(&tcp) else { panic!("{:?}", tcp.outcome) };
     assert_eq!((denials.len(), *total), (1, 1));
     assert!(message.contains("denied net create tcp/ipv4 socket") && message.contains("socket after 0"), "{message}");
-    assert_eq!(ok(&granted), &json!(20));
-    assert_eq!(ok(&granted_udp), &json!(20));
+    assert_eq!(ok(&granted), &json!({"ok": 20}));
+    assert_eq!(ok(&granted_udp), &json!({"ok": 20}));
 
     let (calls, _) = audited(&dir.audit_db());
     let rule = "no network grant (allowed_network_hosts is empty and allow_listen = false)";
@@ -228,7 +230,7 @@ async fn the_handle_cap_is_a_limit_that_names_its_field() {
             e => panic!("{}: expected handle_limit, got {e:?}", r.function),
         }
     }
-    assert_eq!(ok(&few), &json!(20));
+    assert_eq!(ok(&few), &json!({"ok": 20}));
     let (calls, _) = audited(&dir.audit_db());
     assert_eq!(calls.len(), 3);
     for a in &calls[..2] {
@@ -274,7 +276,9 @@ async fn a_refused_allocation_the_guest_handles_is_a_limit_row() {
     assert_call(&calls[0], ALLOC_MIB, "ok", &[]);
     assert_eq!(calls[0].limits.len(), 1);
     let l = &calls[0].limits[0];
-    assert_eq!((l.limit.as_str(), l.configured, l.count), ("memory_mb", 64 * MIB, 1));
+    // The guest's allocator may retry the growth once; each refusal counts.
+    assert_eq!((l.limit.as_str(), l.configured), ("memory_mb", 64 * MIB));
+    assert!((1..=4).contains(&l.count), "{l:?}");
     assert!(l.requested > 100 * MIB && l.requested < 110 * MIB, "asked for {}", l.requested);
     assert_call(&calls[1], ALLOC_MIB, "ok", &[]);
     assert!(calls[1].limits.is_empty());

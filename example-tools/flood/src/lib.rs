@@ -29,6 +29,23 @@ const SOCK_STREAM: c_int = 6;
 
 unsafe extern "C" {
     fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int;
+    fn pwrite(fd: c_int, buf: *const u8, len: usize, offset: i64) -> isize;
+}
+
+/// Writes `buf` at `offset` with wasi-libc's `pwrite` (the descriptor's
+/// `write` method, not an output stream).
+fn pwrite_all(file: &File, mut buf: &[u8], mut offset: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    while !buf.is_empty() {
+        // SAFETY: `buf` is valid for `len` bytes and `file` is open.
+        let n = unsafe { pwrite(file.as_raw_fd(), buf.as_ptr(), buf.len(), offset as i64) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        buf = &buf[n as usize..];
+        offset += n as u64;
+    }
+    Ok(())
 }
 
 impl Guest for Flood {
@@ -48,7 +65,7 @@ impl Guest for Flood {
 
     fn write_bytes(path: String, bytes: u64, chunk: u32, mode: String) -> Result<u64, String> {
         let mut file = match mode.as_str() {
-            "write" | "set-size" => File::create(&path).map_err(fail("create"))?,
+            "write" | "set-size" | "pwrite" => File::create(&path).map_err(fail("create"))?,
             "append" => OpenOptions::new().append(true).create(true).open(&path).map_err(fail("open"))?,
             other => return Err(format!("unknown mode {other:?}")),
         };
@@ -58,6 +75,14 @@ impl Guest for Flood {
         }
         let buf = vec![b'x'; chunk.max(1) as usize];
         let mut written = 0u64;
+        if mode == "pwrite" {
+            while written < bytes {
+                let n = (bytes - written).min(buf.len() as u64) as usize;
+                pwrite_all(&file, &buf[..n], written).map_err(|e| format!("pwrite after {written} bytes: {e}"))?;
+                written += n as u64;
+            }
+            return Ok(written);
+        }
         while written < bytes {
             let n = (bytes - written).min(buf.len() as u64) as usize;
             if let Err(e) = file.write_all(&buf[..n]) {
