@@ -124,7 +124,9 @@ async fn a_tool_without_network_grants_is_refused_everything() {
     assert_eq!(guest_err(&r1), format!("connect: {EACCES}"));
     assert!(guest_err(&r2).starts_with("resolve: "));
     let (calls, _) = audited(&dir.audit_db());
-    assert_call(&calls[0], CONNECT, "denied", &[deny("net", "connect", "93.184.215.14:80", "allowed_network_hosts is empty")]);
+    // Without a network grant the socket itself is refused, before any connect.
+    let no_grant = "no network grant (allowed_network_hosts is empty and allow_listen = false)";
+    assert_call(&calls[0], CONNECT, "denied", &[deny("net", "create", "tcp/ipv4 socket", no_grant)]);
     assert_call(&calls[1], RESOLVE, "denied", &[deny("net", "lookup", "example.com", "allowed_network_hosts is empty")]);
 }
 
@@ -170,7 +172,7 @@ async fn listen_and_udp_need_their_own_grants() {
     assert_eq!(calls.len(), 3);
     assert_call(&calls[0], LISTEN, "denied", &[deny("net", "listen", "127.0.0.1:0", "allow_listen = false")]);
     assert_call(&calls[1], LISTEN, "denied", &[deny("net", "listen", "0.0.0.0:8080", "allow_listen = false")]);
-    assert_call(&calls[2], UDP, "denied", &[deny("net", "bind", "0.0.0.0:0", "allow_udp = false")]);
+    assert_call(&calls[2], UDP, "denied", &[deny("net", "create", "udp/ipv4 socket", "allow_udp = false")]);
 }
 
 // ----------------------------------------------------------------- wasi:http
