@@ -314,3 +314,66 @@ async fn a_failure_after_a_refusal_is_denied_and_lists_it() {
     assert_eq!(calls[0].call.error.as_deref(), Some(format!("policy denied: {message}").as_str()));
     assert_call(&calls[1], FAIL_AFTER_WRITE, "tool_error", &[]);
 }
+
+/// `wasmward call` under `ulimit -n LIMIT` (soft = hard, so the start-up
+/// raise cannot help): its exit status, the error JSON on stderr (if any),
+/// and stdout.
+fn call_cli_with_fd_limit(dir: &TestDir, cfg: &std::path::Path, limit: u32, function: &str, args: Value) -> (Option<i32>, Value, String) {
+    let o = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_wasmward"))
+        .args(["call", "--config", cfg.to_str().unwrap(), "flood", function, "--args", &args.to_string()])
+        .current_dir(dir.path())
+        .env("XDG_DATA_HOME", dir.path().join("xdg-data"))
+        .env("XDG_CACHE_HOME", dir.path().join("xdg-cache"))
+        .env_remove("RUST_LOG")
+        .env_remove("WASMWARD_AUDIT_KEY")
+        .output()
+        .expect("run wasmward call");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let error = stderr
+        .lines()
+        .find(|l| l.starts_with("{\"error\""))
+        .map(|l| serde_json::from_str::<Value>(l).expect("error line is JSON")["error"].clone())
+        .unwrap_or(Value::Null);
+    (o.status.code(), error, String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+#[test]
+fn a_call_cannot_take_the_process_descriptor_reserve() {
+    let dir = TestDir::new();
+    let (out, policy) = with_out_mount(&dir);
+    fs::write(out.join("f"), "x").unwrap();
+    let cfg = dir.path().join("wasmward.toml");
+    fs::write(&cfg, config_text(&dir, 2, "", &flood("", Some(&policy)))).unwrap();
+    // 320 descriptors in all, 256 of them kept for the server: max_handles
+    // (256) would allow 200 opens, the reserve does not.
+    let (status, error, _) = call_cli_with_fd_limit(&dir, &cfg, 320, "open-files", json!({"path": "/out/f", "count": 200}));
+    assert_eq!(status, Some(1), "{error}");
+    assert_eq!(error["code"], "handle_limit", "{error}");
+    assert_eq!((error["limit"].as_str(), error["configured"].as_u64()), (Some("process_fd_reserve"), Some(320)), "{error}");
+    assert!(error["message"].as_str().unwrap().contains("within 256 descriptors of its open file limit (320)"), "{error}");
+    // A few opens fit under the same limit.
+    let (status, error, stdout) = call_cli_with_fd_limit(&dir, &cfg, 320, "open-files", json!({"path": "/out/f", "count": 5}));
+    assert_eq!(status, Some(0), "{error}");
+    assert_eq!(serde_json::from_str::<Value>(&stdout).unwrap(), json!({"ok": 5}));
+
+    // The audit log (caller `cli`): the refused call, its limit row, the call that fit.
+    let got: Vec<(String, String, Option<u64>)> = rows(&dir.audit_db())
+        .into_iter()
+        .map(|r| match r.event {
+            wasmward::audit::AuditEvent::Call(c) => ("call".to_string(), c.outcome, None),
+            wasmward::audit::AuditEvent::Limit(l) => ("limit".to_string(), l.limit, Some(l.configured)),
+            other => panic!("unexpected row {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("call".to_string(), "handle_limit".to_string(), None),
+            ("limit".to_string(), "process_fd_reserve".to_string(), Some(320)),
+            ("call".to_string(), "ok".to_string(), None),
+        ]
+    );
+}
