@@ -223,6 +223,48 @@ mod tests {
         }
     }
 
+    /// Log lines written while `f` runs on this thread.
+    fn logged_lines(f: impl FnOnce()) -> Vec<String> {
+        #[derive(Clone, Default)]
+        struct Buf(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let out = buf.clone();
+        let subscriber = tracing_subscriber::fmt().with_writer(move || out.clone()).with_ansi(false).finish();
+        tracing::subscriber::with_default(subscriber, f);
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        text.lines().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn only_the_first_denials_are_logged_one_by_one_then_one_summary_line() {
+        // (denials recorded, lines one by one, summary lines)
+        let cases = [(0u64, 0usize, 0usize), (3, 3, 0), (8, 8, 0), (9, 8, 2), (5000, 8, 2)];
+        for (n, single, summary) in cases {
+            let lines = logged_lines(|| {
+                let sink = Denials::default();
+                for i in 0..n {
+                    sink.record(d(DenialKind::Fs, "read", &format!("/t{i}")));
+                }
+                sink.take();
+            });
+            let one_by_one = lines.iter().filter(|l| l.contains("capability refused")).count();
+            let summed = lines.iter().filter(|l| l.contains("not logged one by one") || l.contains("counted, not logged")).count();
+            assert_eq!((one_by_one, summed, lines.len()), (single, summary, single + summary), "{n} denials: {lines:#?}");
+            if n == 5000 {
+                assert!(lines.last().unwrap().contains("5000 in all, 4992 not logged one by one"), "{lines:#?}");
+            }
+        }
+    }
+
     #[test]
     fn long_targets_and_rules_are_truncated_when_recorded() {
         let sink = Denials::default();
