@@ -375,5 +375,12 @@ fn a_call_cannot_take_the_process_descriptor_reserve() {
             ("limit".to_string(), "process_fd_reserve".to_string(), Some(320)),
             ("call".to_string(), "ok".to_string(), None),
         ]
-    );
+    );    // The limit row is in the HMAC chain like every other row.
+    let v = std::process::Command::new(env!("CARGO_BIN_EXE_wasmward"))
+        .args(["audit", "verify", "--config", cfg.to_str().unwrap()])
+        .env_remove("WASMWARD_AUDIT_KEY")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&v.stdout);
+    assert!(v.status.success() && out.starts_with("OK: 3 rows"), "{out}{}", String::from_utf8_lossy(&v.stderr));
 }
