@@ -124,8 +124,8 @@ async fn verify_detects_edited_inserted_deleted_and_truncated_rows() {
         let conn = Connection::open(db_of(&cfg)).unwrap();
         let body = |conn: &Connection| conn.query_row("SELECT body FROM events WHERE seq = 2", [], |r| r.get::<_, String>(0)).unwrap();
         let before = body(&conn);
-        assert!(before.contains("\"outcome\":\"tool_error\"") && before.contains("\"denials\":1"), "{before}");
-        conn.execute("UPDATE events SET body = replace(replace(body, '\"tool_error\"', '\"ok\"'), '\"denials\":1', '\"denials\":0') WHERE seq = 2", [])
+        assert!(before.contains("\"outcome\":\"denied\"") && before.contains("\"denials\":1"), "{before}");
+        conn.execute("UPDATE events SET body = replace(replace(body, '\"denied\"', '\"ok\"'), '\"denials\":1', '\"denials\":0') WHERE seq = 2", [])
             .unwrap();
         assert_ne!(body(&conn), before);
         drop(conn);

@@ -442,8 +442,14 @@ fn capability_tools() -> String {
     [tool_entry("files", "files", ""), tool_entry("fetch", "fetch", "[tool.limits]\ntimeout_ms = 5000"), tool_entry("shell", "shell", "")].concat()
 }
 
+/// The tool's own error text; after a sandbox refusal the call is
+/// `denied` with the tool's error as its cause.
 fn tool_error_text(r: &CallRecord) -> String {
-    match err(r) {
+    let e = match err(r) {
+        CallError::Denied { cause, .. } => cause.as_ref(),
+        e => e,
+    };
+    match e {
         CallError::ToolError { value } => value.as_str().unwrap_or_else(|| panic!("string error, got {value}")).to_string(),
         e => panic!("{}: expected ToolError, got {e:?}", r.function),
     }
@@ -460,7 +466,7 @@ async fn files_without_a_policy_sees_nothing() {
     let r = c.call("files.fs.list", json!({"dir": "/"})).await;
     match &r.outcome {
         Ok(v) => assert_eq!(v, &json!({"ok": []})),
-        Err(CallError::ToolError { .. }) => {}
+        Err(CallError::ToolError { .. } | CallError::Denied { .. }) => {}
         Err(e) => panic!("expected a tool error, got {e:?}"),
     }
     for path in ["/etc/passwd", "/etc/hostname", "relative.txt"] {

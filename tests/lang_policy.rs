@@ -18,6 +18,10 @@ fn policy(mount: &std::path::Path, allowed_host: &str) -> String {
 fn tool_err(rec: &wasmward::CallRecord) -> String {
     match &rec.outcome {
         Err(wasmward::CallError::ToolError { value }) => value.as_str().unwrap_or_default().to_string(),
+        Err(wasmward::CallError::Denied { cause, .. }) if matches!(cause.as_ref(), wasmward::CallError::ToolError { .. }) => {
+            let wasmward::CallError::ToolError { value } = cause.as_ref() else { unreachable!() };
+            value.as_str().unwrap_or_default().to_string()
+        }
         other => panic!("{}: expected the tool's own error, got {other:?} (stderr: {})", rec.function, rec.stderr),
     }
 }
@@ -73,7 +77,7 @@ async fn http_to_a_host_not_on_the_list_is_refused_and_audited() {
         assert_eq!(row["action"], "denied");
     }
     let calls: Vec<Value> = audit_bodies(&dir.audit_db()).into_iter().filter(|b| b["kind"] == "call").collect();
-    assert!(calls.iter().all(|c| c["denials"] == 1 && c["outcome"] == "tool_error"), "{calls:#?}");
+    assert!(calls.iter().all(|c| c["denials"] == 1 && c["outcome"] == "denied"), "{calls:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -81,7 +81,7 @@ async fn stdio_session_lists_calls_errors_and_survives_fake_jsonrpc() {
         ("text.analysis.parse-int", json!({"s": "x"}), "tool_error: "),
         ("hostile.loop-forever", json!({}), "forbidden: "),
         // A policy denial inside the sandbox: no process capability granted.
-        ("hostile.caps.spawn", json!({"program": "ls", "args": []}), "tool_error: "),
+        ("hostile.caps.spawn", json!({"program": "ls", "args": []}), "denied: "),
     ];
     for (name, args, prefix) in cases {
         let r = call(&client, name, args.clone()).await;

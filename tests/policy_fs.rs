@@ -106,9 +106,9 @@ async fn write_outside_every_mount_is_denied_and_audited() {
     let (calls, load) = audited(&f.db());
     assert!(load.is_empty());
     assert_eq!(calls.len(), 3);
-    assert_call(&calls[0], WRITE, "tool_error", &[deny("fs", "create", &outside, "outside every mount")]);
-    assert_call(&calls[1], WRITE, "tool_error", &[deny("fs", "create", "/etc/wasmward-test", "outside every mount")]);
-    assert_call(&calls[2], WRITE, "tool_error", &[deny("fs", "create", &f.p("secret.txt"), "outside every mount")]);
+    assert_call(&calls[0], WRITE, "denied", &[deny("fs", "create", &outside, "outside every mount")]);
+    assert_call(&calls[1], WRITE, "denied", &[deny("fs", "create", "/etc/wasmward-test", "outside every mount")]);
+    assert_call(&calls[2], WRITE, "denied", &[deny("fs", "create", &f.p("secret.txt"), "outside every mount")]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -138,11 +138,11 @@ async fn write_and_remove_in_a_read_only_mount_are_denied() {
     let ro = format!("read-only mount {}", f.p("ro"));
     let (calls, _) = audited(&f.db());
     assert_eq!(calls.len(), 5);
-    assert_call(&calls[0], WRITE, "tool_error", &[deny("fs", "create", &new, &ro)]);
-    assert_call(&calls[1], WRITE, "tool_error", &[deny("fs", "create", &existing, &ro)]);
-    assert_call(&calls[2], REMOVE, "tool_error", &[deny("fs", "remove", &existing, &ro)]);
-    assert_call(&calls[3], MKDIR, "tool_error", &[deny("fs", "create", &f.p("ro/sub"), &ro)]);
-    assert_call(&calls[4], WRITE, "tool_error", &[deny("fs", "create", "/ro-data/m.txt", "read-only mount /ro-data")]);
+    assert_call(&calls[0], WRITE, "denied", &[deny("fs", "create", &new, &ro)]);
+    assert_call(&calls[1], WRITE, "denied", &[deny("fs", "create", &existing, &ro)]);
+    assert_call(&calls[2], REMOVE, "denied", &[deny("fs", "remove", &existing, &ro)]);
+    assert_call(&calls[3], MKDIR, "denied", &[deny("fs", "create", &f.p("ro/sub"), &ro)]);
+    assert_call(&calls[4], WRITE, "denied", &[deny("fs", "create", "/ro-data/m.txt", "read-only mount /ro-data")]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -170,7 +170,7 @@ async fn dot_dot_cannot_climb_out_of_a_mount() {
     assert_eq!(calls.len(), 4);
     for (a, func) in calls.iter().zip([READ, READ, READ, WRITE]) {
         assert_eq!(a.call.function, func);
-        assert_eq!(a.call.outcome, "tool_error");
+        assert_eq!(a.call.outcome, "denied");
         assert_eq!(a.denials.len(), 1, "{a:?}");
         let d = &a.denials[0];
         assert_eq!((d.capability.as_str(), d.action.as_str()), ("fs", "denied"));
@@ -246,9 +246,9 @@ async fn rename_out_of_a_mount_is_denied() {
 
     let (calls, _) = audited(&f.db());
     assert_eq!(calls.len(), 3);
-    assert_call(&calls[0], RENAME, "tool_error", &[deny("fs", "create", &to_outside, "outside every mount")]);
-    assert_call(&calls[1], RENAME, "tool_error", &[deny("fs", "create", &to_ro, &format!("read-only mount {}", f.p("ro")))]);
-    assert_call(&calls[2], RENAME, "tool_error", &[deny("fs", "remove", &f.p("secret.txt"), "outside every mount")]);
+    assert_call(&calls[0], RENAME, "denied", &[deny("fs", "create", &to_outside, "outside every mount")]);
+    assert_call(&calls[1], RENAME, "denied", &[deny("fs", "create", &to_ro, &format!("read-only mount {}", f.p("ro")))]);
+    assert_call(&calls[2], RENAME, "denied", &[deny("fs", "remove", &f.p("secret.txt"), "outside every mount")]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -266,9 +266,9 @@ async fn listing_the_root_reveals_nothing() {
 
     let (calls, _) = audited(&f.db());
     assert_eq!(calls.len(), 3);
-    assert_call(&calls[0], LIST, "tool_error", &[deny("fs", "read", "/", "outside every mount")]);
-    assert_call(&calls[1], LIST, "tool_error", &[deny("fs", "read", "/etc", "outside every mount")]);
-    assert_call(&calls[2], READ, "tool_error", &[deny("fs", "read", "/etc/passwd", "outside every mount")]);
+    assert_call(&calls[0], LIST, "denied", &[deny("fs", "read", "/", "outside every mount")]);
+    assert_call(&calls[1], LIST, "denied", &[deny("fs", "read", "/etc", "outside every mount")]);
+    assert_call(&calls[2], READ, "denied", &[deny("fs", "read", "/etc/passwd", "outside every mount")]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -338,5 +338,5 @@ async fn table_mount_works_at_its_guest_path_only() {
     for a in &calls[..4] {
         assert_call(a, &a.call.function.clone(), "ok", &[]);
     }
-    assert_call(&calls[4], READ, "tool_error", &[deny("fs", "read", &host_side, "outside every mount")]);
+    assert_call(&calls[4], READ, "denied", &[deny("fs", "read", &host_side, "outside every mount")]);
 }

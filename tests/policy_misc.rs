@@ -102,9 +102,9 @@ async fn subprocess_needs_the_grant_and_the_allowlist() {
 
     let (calls, _) = audited(&dir.audit_db());
     assert_eq!(calls.len(), 6);
-    assert_call(&calls[0], "noproc.caps.spawn", "tool_error", &[deny("process", "spawn", "echo hi", "allow_subprocess is false")]);
-    assert_call(&calls[1], "proc.caps.spawn", "tool_error", &[deny("process", "spawn", "ls /", "not on subprocess_allowlist")]);
-    assert_call(&calls[2], "proc.caps.spawn", "tool_error", &[deny("process", "spawn", "/bin/sh -c echo pwned", "not on subprocess_allowlist")]);
+    assert_call(&calls[0], "noproc.caps.spawn", "denied", &[deny("process", "spawn", "echo hi", "allow_subprocess is false")]);
+    assert_call(&calls[1], "proc.caps.spawn", "denied", &[deny("process", "spawn", "ls /", "not on subprocess_allowlist")]);
+    assert_call(&calls[2], "proc.caps.spawn", "denied", &[deny("process", "spawn", "/bin/sh -c echo pwned", "not on subprocess_allowlist")]);
     assert_call(&calls[3], "proc.caps.spawn", "ok", &[]);
     assert_call(&calls[4], "proc.caps.spawn", "ok", &[]);
     assert_call(&calls[5], "proc.caps.spawn", "tool_error", &[]);
@@ -164,13 +164,13 @@ async fn log_mode_lets_network_through_but_not_programs_files_or_private_ips() {
     assert_call(&calls[1], "disco.caps.resolve", "ok", &[logged("net", "lookup", "localhost", "name is not on allowed_network_hosts")]);
     assert_call(&calls[2], "disco.caps.spawn", "tool_error", &[deny("process", "spawn", "echo discovered", "allow_subprocess is false")]);
     assert_call(&calls[3], "disco.caps.http-get", "ok", &[logged("http", "GET", &format!("http://127.0.0.1:{}", web.port), host_rule)]);
-    assert_call(&calls[4], "disco.caps.write-file", "tool_error", &[deny("fs", "create", &outside, "outside every mount")]);
+    assert_call(&calls[4], "disco.caps.write-file", "denied", &[deny("fs", "create", &outside, "outside every mount")]);
     assert_call(&calls[5], "disco.caps.write-file", "ok", &[]);
-    assert_call(&calls[6], "discopriv.caps.tcp-connect", "tool_error", &[deny("net", "connect", &tcp_addr, "block_private_ips: loopback 127.0.0.0/8")]);
+    assert_call(&calls[6], "discopriv.caps.tcp-connect", "denied", &[deny("net", "connect", &tcp_addr, "block_private_ips: loopback 127.0.0.0/8")]);
     assert_call(
         &calls[7],
         "discopriv.caps.http-get",
-        "tool_error",
+        "denied",
         &[
             logged("http", "GET", &format!("http://127.0.0.1:{}", web.port), host_rule),
             deny("http", "GET", &format!("http://127.0.0.1:{} (127.0.0.1)", web.port), "block_private_ips: loopback 127.0.0.0/8"),

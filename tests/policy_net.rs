@@ -62,7 +62,7 @@ async fn connects_to_every_private_range_form_are_denied() {
     let (calls, _) = audited(&dir.audit_db());
     assert_eq!(calls.len(), cases.len());
     for (a, (addr, range)) in calls.iter().zip(cases) {
-        assert_call(a, CONNECT, "tool_error", &[deny("net", "connect", addr, &format!("block_private_ips: {range}"))]);
+        assert_call(a, CONNECT, "denied", &[deny("net", "connect", addr, &format!("block_private_ips: {range}"))]);
     }
 }
 
@@ -83,8 +83,8 @@ async fn lookups_answer_only_allowed_names_and_drop_private_answers() {
 
     let (calls, _) = audited(&dir.audit_db());
     assert_eq!(calls.len(), 3);
-    assert_call(&calls[0], RESOLVE, "tool_error", &[deny("net", "lookup", "evil.example", "name is not on allowed_network_hosts")]);
-    assert_call(&calls[1], RESOLVE, "tool_error", &[deny("net", "lookup", "sub.example.com", "name is not on allowed_network_hosts")]);
+    assert_call(&calls[0], RESOLVE, "denied", &[deny("net", "lookup", "evil.example", "name is not on allowed_network_hosts")]);
+    assert_call(&calls[1], RESOLVE, "denied", &[deny("net", "lookup", "sub.example.com", "name is not on allowed_network_hosts")]);
     let dropped = &calls[2];
     assert_eq!(dropped.call.outcome, "ok");
     assert!(!dropped.denials.is_empty());
@@ -110,8 +110,8 @@ async fn raw_ip_connect_cannot_bypass_the_name_list() {
     let rule = "address is neither on allowed_network_hosts nor resolved from an allowed name in this call";
     let (calls, _) = audited(&dir.audit_db());
     assert_eq!(calls.len(), 2);
-    assert_call(&calls[0], CONNECT, "tool_error", &[deny("net", "connect", "93.184.215.14:80", rule)]);
-    assert_call(&calls[1], CONNECT, "tool_error", &[deny("net", "connect", "[2606:4700:4700::1111]:443", rule)]);
+    assert_call(&calls[0], CONNECT, "denied", &[deny("net", "connect", "93.184.215.14:80", rule)]);
+    assert_call(&calls[1], CONNECT, "denied", &[deny("net", "connect", "[2606:4700:4700::1111]:443", rule)]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -124,8 +124,10 @@ async fn a_tool_without_network_grants_is_refused_everything() {
     assert_eq!(guest_err(&r1), format!("connect: {EACCES}"));
     assert!(guest_err(&r2).starts_with("resolve: "));
     let (calls, _) = audited(&dir.audit_db());
-    assert_call(&calls[0], CONNECT, "tool_error", &[deny("net", "connect", "93.184.215.14:80", "allowed_network_hosts is empty")]);
-    assert_call(&calls[1], RESOLVE, "tool_error", &[deny("net", "lookup", "example.com", "allowed_network_hosts is empty")]);
+    // Without a network grant the socket itself is refused, before any connect.
+    let no_grant = "no network grant (allowed_network_hosts is empty and allow_listen = false)";
+    assert_call(&calls[0], CONNECT, "denied", &[deny("net", "create", "tcp/ipv4 socket", no_grant)]);
+    assert_call(&calls[1], RESOLVE, "denied", &[deny("net", "lookup", "example.com", "allowed_network_hosts is empty")]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -149,7 +151,7 @@ async fn allowed_name_reaches_a_real_loopback_listener() {
     assert_call(
         &calls[1],
         CONNECT,
-        "tool_error",
+        "denied",
         &[deny("net", "connect", &format!("127.0.0.1:{other_port}"), &format!("port {other_port} is not allowed for localhost by allowed_network_hosts"))],
     );
 }
@@ -168,9 +170,9 @@ async fn listen_and_udp_need_their_own_grants() {
     assert_eq!(guest_err(&r3), format!("bind: {EACCES}"));
     let (calls, _) = audited(&dir.audit_db());
     assert_eq!(calls.len(), 3);
-    assert_call(&calls[0], LISTEN, "tool_error", &[deny("net", "listen", "127.0.0.1:0", "allow_listen = false")]);
-    assert_call(&calls[1], LISTEN, "tool_error", &[deny("net", "listen", "0.0.0.0:8080", "allow_listen = false")]);
-    assert_call(&calls[2], UDP, "tool_error", &[deny("net", "bind", "0.0.0.0:0", "allow_udp = false")]);
+    assert_call(&calls[0], LISTEN, "denied", &[deny("net", "listen", "127.0.0.1:0", "allow_listen = false")]);
+    assert_call(&calls[1], LISTEN, "denied", &[deny("net", "listen", "0.0.0.0:8080", "allow_listen = false")]);
+    assert_call(&calls[2], UDP, "denied", &[deny("net", "create", "udp/ipv4 socket", "allow_udp = false")]);
 }
 
 // ----------------------------------------------------------------- wasi:http
@@ -198,10 +200,10 @@ async fn http_to_a_disallowed_host_port_or_scheme_is_denied() {
     }
     let (calls, _) = audited(&dir.audit_db());
     assert_eq!(calls.len(), 4);
-    assert_call(&calls[0], "web.caps.http-get", "tool_error", &[deny("http", "GET", "http://evil.example:80", "`evil.example` matches no allowed_network_hosts entry")]);
-    assert_call(&calls[1], "web.caps.http-get", "tool_error", &[deny("http", "GET", "http://example.com:8080", "port 8080 not allowed by `example.com`")]);
-    assert_call(&calls[2], "tls.caps.http-get", "tool_error", &[deny("http", "GET", "http://example.com:80", "scheme http not allowed by `https://example.com`")]);
-    assert_call(&calls[3], "web.caps.http-get", "tool_error", &[deny("http", "GET", "http://www.example.com:80", "`www.example.com` matches no allowed_network_hosts entry")]);
+    assert_call(&calls[0], "web.caps.http-get", "denied", &[deny("http", "GET", "http://evil.example:80", "`evil.example` matches no allowed_network_hosts entry")]);
+    assert_call(&calls[1], "web.caps.http-get", "denied", &[deny("http", "GET", "http://example.com:8080", "port 8080 not allowed by `example.com`")]);
+    assert_call(&calls[2], "tls.caps.http-get", "denied", &[deny("http", "GET", "http://example.com:80", "scheme http not allowed by `https://example.com`")]);
+    assert_call(&calls[3], "web.caps.http-get", "denied", &[deny("http", "GET", "http://www.example.com:80", "`www.example.com` matches no allowed_network_hosts entry")]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -223,7 +225,7 @@ async fn http_to_an_allowed_loopback_host_works_only_when_private_ips_are_allowe
     assert_eq!(calls.len(), 2);
     assert_call(&calls[0], "lan.caps.http-get", "ok", &[]);
     let target = format!("http://127.0.0.1:{} (127.0.0.1)", server.port);
-    assert_call(&calls[1], "guarded.caps.http-get", "tool_error", &[deny("http", "GET", &target, "block_private_ips: loopback 127.0.0.0/8")]);
+    assert_call(&calls[1], "guarded.caps.http-get", "denied", &[deny("http", "GET", &target, "block_private_ips: loopback 127.0.0.0/8")]);
 }
 
 /// Answers `rebind.test` with a public address the first time and with
@@ -298,6 +300,6 @@ async fn dns_rebinding_cannot_reach_a_private_address() {
     assert_eq!(calls.len(), 3);
     assert_eq!(calls[0].call.function, "rebind.caps.http-get");
     assert!(calls[0].denials.iter().all(|d| !d.target.contains("127.0.0.1")), "{:?}", calls[0].denials);
-    assert_call(&calls[1], "private.caps.http-get", "tool_error", &[deny("http", "GET", "http://private.test:80 (10.0.0.5)", "block_private_ips: private 10.0.0.0/8")]);
+    assert_call(&calls[1], "private.caps.http-get", "denied", &[deny("http", "GET", "http://private.test:80 (10.0.0.5)", "block_private_ips: private 10.0.0.0/8")]);
     assert_call(&calls[2], "svc.caps.http-get", "ok", &[]);
 }

@@ -134,6 +134,7 @@ fn denial(i: usize) -> DenialEvent {
         target: format!("10.0.0.{}:80", i % 250),
         rule: "block_private_ips: private 10.0.0.0/8".into(),
         action: "denied".into(),
+        count: None,
     }
 }
 

@@ -242,6 +242,9 @@ fn report_call(record: CallRecord) -> Result<(), Failure> {
     for d in &record.denials {
         eprintln!("{d}");
     }
+    for s in &record.denials_summarized {
+        eprintln!("{} {} {}: {} more like this (last: {}: {})", s.action, s.kind.as_str(), s.op, s.count, s.last_target, s.last_rule);
+    }
     match record.outcome {
         Ok(v) => {
             print_json(&v);

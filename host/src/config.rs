@@ -160,6 +160,10 @@ pub struct LimitsConfig {
     pub fuel: Option<u64>,
     pub max_output_bytes: Option<u64>,
     pub max_stdout_bytes: Option<u64>,
+    /// Bytes a call may write to files (0: none).
+    pub max_write_bytes: Option<u64>,
+    /// Files, sockets, streams and other resources a call may hold at once.
+    pub max_handles: Option<u64>,
 }
 
 impl LimitsConfig {
@@ -181,7 +185,13 @@ impl LimitsConfig {
         if fuel == Some(0) {
             return Err(format!("{at}.fuel = 0 would stop every call; remove it for no fuel limit"));
         }
+        let max_handles = pick(self.max_handles, base.max_handles).unwrap_or(d.max_handles as u64);
+        if !(MIN_HANDLES..=MAX_HANDLES).contains(&max_handles) {
+            return Err(format!("{at}.max_handles = {max_handles} is out of range; use {MIN_HANDLES}..={MAX_HANDLES}"));
+        }
         Ok(Limits {
+            max_write_bytes: pick(self.max_write_bytes, base.max_write_bytes).unwrap_or(d.max_write_bytes),
+            max_handles: max_handles as usize,
             timeout: Duration::from_millis(timeout_ms),
             memory_bytes: (memory_mb << 20) as usize,
             fuel,
@@ -190,6 +200,12 @@ impl LimitsConfig {
         })
     }
 }
+
+/// `max_handles` bounds: a call needs a few handles just to start (its
+/// stdio streams, preopens); the top keeps one call from holding a large
+/// share of the process's descriptors.
+const MIN_HANDLES: u64 = 16;
+const MAX_HANDLES: u64 = 65_536;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -353,6 +369,7 @@ name = "text"
 path = "tools/text.wasm"
 [tool.limits]
 memory_mb = 32
+max_write_bytes = 0
 "#,
         )
         .unwrap();
@@ -361,6 +378,9 @@ memory_mb = 32
         let limits = cfg.tools[0].limits.resolve(&cfg.defaults.limits, "t").unwrap();
         assert_eq!(limits.timeout, Duration::from_millis(500));
         assert_eq!(limits.memory_bytes, 32 << 20);
+        assert_eq!((limits.max_write_bytes, limits.max_handles), (0, 256));
+        let d = LimitsConfig::default().resolve(&LimitsConfig { max_handles: Some(64), ..Default::default() }, "t").unwrap();
+        assert_eq!((d.max_write_bytes, d.max_handles), (256 << 20, 64));
         assert!(parse("").unwrap().tools.is_empty());
     }
 
@@ -376,6 +396,9 @@ memory_mb = 32
             ("[[tool]]\nname = \"a\"\npath = \"a.wasm\"\n[tool.limits]\nmemory_mb = 0\n", &["tool \"a\".limits.memory_mb = 0", "use 1..="]),
             ("[defaults.limits]\ntimeout_ms = 0\n", &["defaults.limits.timeout_ms = 0"]),
             ("[defaults.limits]\nfuel = 0\n", &["fuel = 0", "remove it"]),
+            ("[defaults.limits]\nmax_handles = 4\n", &["defaults.limits.max_handles = 4 is out of range", "use 16..=65536"]),
+            ("[[tool]]\nname = \"a\"\npath = \"a.wasm\"\n[tool.limits]\nmax_handles = 100000\n", &["tool \"a\".limits.max_handles = 100000"]),
+            ("[defaults.limits]\nmax_write_bytes = -1\n", &["max_write_bytes", "invalid value"]),
             ("[runtime]\nmax_concurrent_calls = 0\n", &["max_concurrent_calls = 0"]),
             ("[server]\nlisten = 5\n", &["invalid type"]),
             ("[runtime]\nca_certificates = [\"missing-ca.pem\"]\n", &["runtime.ca_certificates[0] = \"missing-ca.pem\" (/etc/ww/missing-ca.pem)", "cannot read it", "fix:"]),

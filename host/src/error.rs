@@ -1,6 +1,7 @@
 //! Typed call failures. Each has a stable code for agents and scripts; none
 //! is a host panic.
 
+use crate::sandbox::Denial;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -26,8 +27,22 @@ pub enum CallError {
     Trap { message: String },
     #[error("tool returned an error: {value}")]
     ToolError { value: Value },
+    /// The call failed (tool error, trap or exit) after the sandbox refused
+    /// it something: `denials` lists the refusals (the first 32 of the
+    /// call; `total` counts all), `cause` is how the call then failed,
+    /// with the tool's own error text.
     #[error("policy denied: {message}")]
-    Denied { message: String },
+    Denied { message: String, denials: Vec<Denial>, total: u64, cause: Box<CallError> },
+    #[error("call exceeded max_write_bytes = {limit} (tried to reach {requested} bytes written); raise [tool.limits] max_write_bytes")]
+    WriteLimit { limit: u64, requested: u64 },
+    /// `limit` is `max_handles` (raise it in `[tool.limits]`) or
+    /// `process_fd_reserve` (the process is near its descriptor limit).
+    #[error("{message}")]
+    HandleLimit { limit: String, configured: u64, message: String },
+    /// The guest called `wasi:cli/exit` before returning a value. WASI 0.2
+    /// carries only success or failure, so `status` is 0 or 1.
+    #[error("tool exited with status {status} before returning a value")]
+    Exited { status: i32 },
     #[error("host error: {message}")]
     Host { message: String },
 }
@@ -46,7 +61,84 @@ impl CallError {
             CallError::Trap { .. } => "trap",
             CallError::ToolError { .. } => "tool_error",
             CallError::Denied { .. } => "denied",
+            CallError::WriteLimit { .. } => "write_limit",
+            CallError::HandleLimit { .. } => "handle_limit",
+            CallError::Exited { .. } => "exited",
             CallError::Host { .. } => "host_error",
         }
+    }
+}
+
+impl CallError {
+    /// `cause`, reported as `denied` when the sandbox refused the call
+    /// something before it failed: a tool error, a trap or an exit after a
+    /// refusal is most likely its consequence, and the agent needs the
+    /// refusals to understand it. Other failures (limits, timeouts) and
+    /// refusals only logged (`sandbox_violation_action = "log"`) are kept
+    /// as they are.
+    pub fn after_denials(cause: CallError, denials: &[Denial], total: u64) -> CallError {
+        let denied: Vec<Denial> = denials.iter().filter(|d| d.action == "denied").cloned().collect();
+        let fails_after = matches!(cause, CallError::ToolError { .. } | CallError::Trap { .. } | CallError::Exited { .. });
+        if denied.is_empty() || !fails_after {
+            return cause;
+        }
+        const SHOWN: usize = 3;
+        let mut message: String = denied.iter().take(SHOWN).map(ToString::to_string).collect::<Vec<_>>().join("; ");
+        let more = total.saturating_sub(SHOWN.min(denied.len()) as u64);
+        if more > 0 {
+            message.push_str(&format!("; and {more} more"));
+        }
+        message.push_str(&format!("; then {cause}"));
+        CallError::Denied { message, denials: denied, total, cause: Box::new(cause) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{DenialKind, ViolationAction};
+    use serde_json::json;
+
+    fn d(op: &str, target: &str, action: ViolationAction) -> Denial {
+        Denial::new(DenialKind::Fs, op, target.into(), "read-only mount /ro".into(), action)
+    }
+
+    #[test]
+    fn failures_after_a_refusal_are_reported_as_denied() {
+        let tool_err = CallError::ToolError { value: json!("write: Read-only file system") };
+        let deny = d("write", "/ro/x", ViolationAction::Deny);
+        let log = d("write", "/ro/x", ViolationAction::Log);
+        // (cause, denials, total, want code)
+        let cases = [
+            (tool_err.clone(), vec![deny.clone()], 1, "denied"),
+            (CallError::Trap { message: "unreachable".into() }, vec![deny.clone()], 1, "denied"),
+            (CallError::Exited { status: 1 }, vec![deny.clone()], 1, "denied"),
+            (tool_err.clone(), vec![], 0, "tool_error"),
+            (tool_err.clone(), vec![log.clone()], 1, "tool_error"),
+            (CallError::Timeout { timeout_ms: 5 }, vec![deny.clone()], 1, "timeout"),
+            (CallError::WriteLimit { limit: 1, requested: 2 }, vec![deny.clone()], 1, "write_limit"),
+        ];
+        for (cause, denials, total, want) in cases {
+            let e = CallError::after_denials(cause.clone(), &denials, total);
+            assert_eq!(e.code(), want, "{cause:?} after {denials:?}");
+        }
+    }
+
+    #[test]
+    fn denied_lists_the_refusals_and_keeps_the_tools_error() {
+        let denials: Vec<Denial> = (0..5).map(|i| d("write", &format!("/ro/{i}"), ViolationAction::Deny)).collect();
+        let cause = CallError::ToolError { value: json!("write: Read-only file system") };
+        let e = CallError::after_denials(cause, &denials, 40);
+        assert_eq!(
+            e.to_string(),
+            "policy denied: denied fs write /ro/0: read-only mount /ro; denied fs write /ro/1: read-only mount /ro; \
+             denied fs write /ro/2: read-only mount /ro; and 37 more; then tool returned an error: \"write: Read-only file system\""
+        );
+        let body = serde_json::to_value(&e).unwrap();
+        assert_eq!(body["code"], "denied");
+        assert_eq!(body["total"], 40);
+        assert_eq!(body["denials"].as_array().unwrap().len(), 5);
+        assert_eq!(body["denials"][0], json!({"kind": "fs", "op": "write", "target": "/ro/0", "rule": "read-only mount /ro", "action": "denied"}));
+        assert_eq!(body["cause"], json!({"code": "tool_error", "value": "write: Read-only file system"}));
     }
 }

@@ -5,7 +5,7 @@
 //! denials, usage) is written to the audit log before the caller sees it
 //! (with `durability = "commit"`).
 
-use crate::audit::{self, AuditEvent, AuditLog, CallEvent, DenialEvent};
+use crate::audit::{self, AuditEvent, AuditLog, CallEvent, DenialEvent, LimitEvent};
 use crate::component::eval;
 use crate::config::Config;
 use crate::error::CallError;
@@ -254,23 +254,62 @@ fn denial_event(tool: &str, function: &str, caller: &str, d: &Denial) -> DenialE
         target: d.target.clone(),
         rule: d.rule.clone(),
         action: d.action.into(),
+        count: None,
     }
 }
 
-/// The `call` event and one `denial` event per denial of a call.
+/// The events of one call, all bounded whatever the tool did:
+///
+/// - the `call` row, its error text cut to
+///   [`audit::MAX_RECORDED_STRING_BYTES`] (`error_bytes` then holds the
+///   original size) and `denials` the call's true number of denials;
+/// - one `denial` row for each of the first 32 denials;
+/// - one summary `denial` row (with `count`) per capability and op for the
+///   denials past those, carrying the last one's target and rule;
+/// - one `limit` row per limit that refused something in the call.
 pub fn call_events(r: &CallRecord, args: &Value, caller: &str) -> Vec<AuditEvent> {
     let mut call = CallEvent::new(&r.tool, &r.function, caller, args);
     call.outcome = match &r.outcome {
         Ok(_) => audit::outcome::OK.to_string(),
         Err(e) => e.code().to_string(),
     };
-    call.error = r.outcome.as_ref().err().map(ToString::to_string);
+    if let Err(e) = &r.outcome {
+        let text = e.to_string();
+        if text.len() > audit::MAX_RECORDED_STRING_BYTES {
+            call.error_bytes = Some(text.len() as u64);
+        }
+        call.error = Some(crate::sandbox::denials::truncate_text(&text, audit::MAX_RECORDED_STRING_BYTES));
+    }
     call.duration_us = r.duration.as_micros() as u64;
     call.fuel_used = r.fuel_used;
     call.memory_bytes = Some(r.memory_peak_bytes);
-    call.denials = r.denials.len() as u32;
+    call.denials = r.denials_total.max(r.denials.len() as u64).min(u32::MAX as u64) as u32;
     let mut events = vec![AuditEvent::Call(call)];
     events.extend(r.denials.iter().map(|d| AuditEvent::Denial(denial_event(&r.tool, &r.function, caller, d))));
+    events.extend(r.denials_summarized.iter().map(|s| {
+        AuditEvent::Denial(DenialEvent {
+            tool: r.tool.clone(),
+            function: r.function.clone(),
+            caller: caller.into(),
+            capability: s.kind.as_str().into(),
+            op: s.op.clone(),
+            target: s.last_target.clone(),
+            rule: s.last_rule.clone(),
+            action: s.action.into(),
+            count: Some(s.count),
+        })
+    }));
+    events.extend(r.limits.iter().map(|h| {
+        AuditEvent::Limit(LimitEvent {
+            tool: r.tool.clone(),
+            function: r.function.clone(),
+            caller: caller.into(),
+            limit: h.limit.into(),
+            requested: h.requested,
+            configured: h.configured,
+            count: h.count,
+        })
+    }));
     events
 }
 

@@ -9,7 +9,7 @@ use crate::common::{tool_path, TestDir};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
-use wasmward::audit::{AuditEvent, CallEvent, DenialEvent, StoredEvent};
+use wasmward::audit::{AuditEvent, CallEvent, DenialEvent, LimitEvent, StoredEvent};
 use wasmward::config::Config;
 use wasmward::host::Host;
 use wasmward::{CallError, CallRecord};
@@ -77,9 +77,14 @@ pub async fn call(host: &Host, function: &str, args: Value) -> CallRecord {
     host.call(function, &args, "test").await
 }
 
-/// The tool's own `err` string (what the guest observed), or panics.
+/// The tool's own `err` string (what the guest observed), or panics. After
+/// a sandbox refusal the call is `denied`, with the tool's error as cause.
 pub fn guest_err(r: &CallRecord) -> String {
-    match &r.outcome {
+    let cause = match &r.outcome {
+        Err(CallError::Denied { cause, .. }) => Err(cause.as_ref()),
+        other => other.as_ref(),
+    };
+    match cause {
         Err(CallError::ToolError { value: Value::String(s) }) => s.clone(),
         other => panic!("{}: expected the tool's own error string, got {other:?} (stderr: {})", r.function, r.stderr),
     }
@@ -112,20 +117,22 @@ pub struct Audited {
     pub call_id: String,
     pub call: CallEvent,
     pub denials: Vec<DenialEvent>,
+    pub limits: Vec<LimitEvent>,
 }
 
 /// Groups the rows by call: each `call` row followed by its denial rows.
 /// Checks that every denial row's call_id matches a call row, that the
 /// denials of a call are the rows right after it, that their tool and
 /// function are the call's, and that the call row's `denials` count is the
-/// number of its denial rows. Load refusals (function `<load>`) are
+/// number of denials its rows stand for (a summary row counts `count`).
+/// `limit` rows are attached to their call the same way. Load refusals (function `<load>`) are
 /// returned separately.
 pub fn audited(db: &Path) -> (Vec<Audited>, Vec<DenialEvent>) {
     let mut calls: Vec<Audited> = Vec::new();
     let mut load = Vec::new();
     for row in rows(db) {
         match row.event {
-            AuditEvent::Call(c) => calls.push(Audited { call_id: row.call_id, call: c, denials: Vec::new() }),
+            AuditEvent::Call(c) => calls.push(Audited { call_id: row.call_id, call: c, denials: Vec::new(), limits: Vec::new() }),
             AuditEvent::Denial(d) if d.function == "<load>" => load.push(d),
             AuditEvent::Denial(d) => {
                 let last = calls.last_mut().unwrap_or_else(|| panic!("denial row {} before any call row: {d:?}", row.seq));
@@ -133,11 +140,18 @@ pub fn audited(db: &Path) -> (Vec<Audited>, Vec<DenialEvent>) {
                 assert_eq!((&d.tool, &d.function), (&last.call.tool, &last.call.function), "denial row {}", row.seq);
                 last.denials.push(d);
             }
+            AuditEvent::Limit(l) => {
+                let last = calls.last_mut().unwrap_or_else(|| panic!("limit row {} before any call row: {l:?}", row.seq));
+                assert_eq!(row.call_id, last.call_id, "limit row {} does not follow its call row: {l:?}", row.seq);
+                assert_eq!((&l.tool, &l.function), (&last.call.tool, &last.call.function), "limit row {}", row.seq);
+                last.limits.push(l);
+            }
             AuditEvent::Gate(g) => panic!("unexpected gate row {g:?}"),
         }
     }
     for a in &calls {
-        assert_eq!(a.call.denials as usize, a.denials.len(), "call row's denial count for {} ({})", a.call.function, a.call_id);
+        let stood_for: u64 = a.denials.iter().map(|d| d.count.unwrap_or(1)).sum();
+        assert_eq!(a.call.denials as u64, stood_for, "call row's denial count for {} ({})", a.call.function, a.call_id);
         assert_eq!(a.call.caller, "test");
     }
     (calls, load)

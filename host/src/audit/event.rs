@@ -6,6 +6,7 @@
 //!     tool: "fetch".into(), function: "get".into(), caller: "agent".into(),
 //!     capability: "net".into(), op: "connect".into(), target: "10.0.0.1:80".into(),
 //!     rule: "block_private_ips: 10.0.0.0/8".into(), action: "denied".into(),
+//!     count: None,
 //! });
 //! let json = serde_json::to_value(&ev).unwrap();
 //! assert_eq!(json["kind"], "denial");
@@ -26,7 +27,14 @@ pub mod outcome {
     pub const OUTPUT_LIMIT: &str = "output_limit";
     pub const TRAP: &str = "trap";
     pub const INVALID_ARGUMENTS: &str = "invalid_arguments";
+    pub const WRITE_LIMIT: &str = "write_limit";
+    pub const HANDLE_LIMIT: &str = "handle_limit";
+    pub const EXITED: &str = "exited";
 }
+
+/// Longest string a `call` row keeps (error text and anything else the tool
+/// controls); longer ones are cut and their original size recorded.
+pub const MAX_RECORDED_STRING_BYTES: usize = 4096;
 
 /// One audit event, tagged by `kind` in JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,6 +43,7 @@ pub enum AuditEvent {
     Call(CallEvent),
     Denial(DenialEvent),
     Gate(GateEvent),
+    Limit(LimitEvent),
 }
 
 impl AuditEvent {
@@ -43,6 +52,7 @@ impl AuditEvent {
             AuditEvent::Call(_) => "call",
             AuditEvent::Denial(_) => "denial",
             AuditEvent::Gate(_) => "gate",
+            AuditEvent::Limit(_) => "limit",
         }
     }
 }
@@ -59,8 +69,12 @@ pub struct CallEvent {
     pub args: Option<Value>,
     /// See [`outcome`].
     pub outcome: String,
+    /// Cut to [`MAX_RECORDED_STRING_BYTES`] (see `error_bytes`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The size of the error text before it was cut; absent when whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_bytes: Option<u64>,
     pub duration_us: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fuel_used: Option<u64>,
@@ -81,6 +95,7 @@ impl CallEvent {
             args: Some(args.clone()),
             outcome: outcome::OK.into(),
             error: None,
+            error_bytes: None,
             duration_us: 0,
             fuel_used: None,
             memory_bytes: None,
@@ -105,6 +120,29 @@ pub struct DenialEvent {
     pub rule: String,
     /// "denied" | "logged".
     pub action: String,
+    /// Set on a summary row: it stands for `count` denials of this
+    /// capability and op, past the first 32 of the call, that were not
+    /// recorded one by one; `target` and `rule` are the last one's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+}
+
+/// A per-call limit that refused something the tool asked for (whatever
+/// the call's outcome: a guest may handle a refused allocation or write).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LimitEvent {
+    pub tool: String,
+    pub function: String,
+    pub caller: String,
+    /// The config field: "memory_mb" | "max_write_bytes" | "max_handles" |
+    /// "process_fd_reserve".
+    pub limit: String,
+    /// What the first refused request would have reached (bytes, handles).
+    pub requested: u64,
+    /// The configured value, in the same unit as `requested`.
+    pub configured: u64,
+    /// How many requests the limit refused in the call.
+    pub count: u64,
 }
 
 /// A decision taken before the sandbox (token, rate limit, approval, ...).
@@ -162,6 +200,7 @@ mod tests {
             target: "/etc/passwd".into(),
             rule: "outside mounts".into(),
             action: "denied".into(),
+            count: None,
         }
     }
 
@@ -177,10 +216,22 @@ mod tests {
             decision: "deny".into(),
             reason: "10/s".into(),
         };
+        let limit = LimitEvent {
+            tool: "t".into(),
+            function: "f".into(),
+            caller: "c".into(),
+            limit: "max_write_bytes".into(),
+            requested: 11,
+            configured: 10,
+            count: 2,
+        };
+        let summary = DenialEvent { count: Some(40), ..denial() };
         for ev in [
             AuditEvent::Call(call),
             AuditEvent::Denial(denial()),
+            AuditEvent::Denial(summary),
             AuditEvent::Gate(gate),
+            AuditEvent::Limit(limit),
         ] {
             let stored = StoredEvent {
                 seq: 3,

@@ -31,7 +31,8 @@ mod writer;
 pub use config::{AuditConfig, Durability};
 pub use error::{AuditError, Result};
 pub use event::{
-    args_digest, canonical_json, outcome, AuditEvent, CallEvent, DenialEvent, GateEvent,
+    args_digest, canonical_json, outcome, AuditEvent, CallEvent, DenialEvent, GateEvent, LimitEvent,
+    MAX_RECORDED_STRING_BYTES,
     StoredEvent,
 };
 pub use key::{AuditKey, KEY_ENV};

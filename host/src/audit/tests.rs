@@ -32,6 +32,7 @@ fn denial(target: &str) -> AuditEvent {
         target: target.into(),
         rule: "outside allowed_write_paths".into(),
         action: "denied".into(),
+        count: None,
     })
 }
 

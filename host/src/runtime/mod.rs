@@ -10,7 +10,7 @@ use crate::component::cache::CompileCache;
 use crate::component::{convert, LoadError, LoadedComponent, ToolFunction};
 use crate::error::CallError;
 use crate::sandbox::http::{Resolver, SystemResolver};
-use crate::sandbox::{self, Denial, SandboxPlan, SandboxState};
+use crate::sandbox::{self, Denial, DenialSummary, LimitHit, SandboxPlan, SandboxState};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -82,7 +82,14 @@ pub struct CallRecord {
     pub duration: Duration,
     pub fuel_used: Option<u64>,
     pub memory_peak_bytes: u64,
+    /// The first 32 denials of the call, in full.
     pub denials: Vec<Denial>,
+    /// Denials past the first 32, counted per (kind, op, action).
+    pub denials_summarized: Vec<DenialSummary>,
+    /// Every denial of the call.
+    pub denials_total: u64,
+    /// Per-call limits that refused something, whatever the outcome.
+    pub limits: Vec<LimitHit>,
 }
 
 impl CallRecord {
@@ -100,6 +107,9 @@ impl CallRecord {
             fuel_used: None,
             memory_peak_bytes: 0,
             denials: Vec::new(),
+            denials_summarized: Vec::new(),
+            denials_total: 0,
+            limits: Vec::new(),
         }
     }
 }
@@ -116,6 +126,8 @@ pub struct Runtime {
 
 impl Runtime {
     pub fn new(opts: RuntimeOptions) -> anyhow::Result<Runtime> {
+        // Calls' files and sockets share the process's descriptors.
+        sandbox::fds::raise_nofile_limit();
         let engine = engine::build_engine(&engine::PoolSizes::for_concurrency(opts.max_concurrent_calls))
             .map_err(|e| anyhow::anyhow!("cannot create the wasmtime engine: {e}"))?;
         engine::start_epoch_ticker(&engine);
@@ -227,13 +239,19 @@ async fn run_fresh(tool: &Tool, f: &ToolFunction, params: Vec<Val>, started: Ins
     let state = store.data();
     let refused = state.limiter.refused_bytes;
     let memory_peak_bytes = state.limiter.peak_bytes as u64;
-    let denials = state.denials.take();
+    let denial_log = state.denials.take();
+    let mut limit_hits = state.limit_hits.take();
+    if let Some(requested) = refused {
+        let configured = limits.memory_bytes as u64;
+        limit_hits.insert(0, LimitHit { limit: "memory_mb", requested: requested as u64, configured, count: state.limiter.refusals });
+    }
 
     let outcome = match ran {
         Err(_) => Err(CallError::Timeout { timeout_ms: limits.timeout.as_millis() as u64 }),
         Ok(Err(e)) => Err(classify_trap(&e, limits, refused, &stderr)),
         Ok(Ok(())) => finish(f, results.first(), limits.max_output_bytes),
     };
+    let outcome = settle(outcome, &denial_log, &mut limit_hits);
     CallRecord {
         tool: tool.name.clone(),
         function: f.name.clone(),
@@ -245,8 +263,34 @@ async fn run_fresh(tool: &Tool, f: &ToolFunction, params: Vec<Val>, started: Ins
         duration: started.elapsed(),
         fuel_used,
         memory_peak_bytes,
-        denials,
+        denials: denial_log.full,
+        denials_summarized: denial_log.summarized,
+        denials_total: denial_log.total,
+        limits: limit_hits,
     }
+}
+
+/// The reported cause of a failed call, given what the sandbox refused it:
+/// a tool error, trap or exit after a refused write is `write_limit`; a
+/// handle limit becomes a recorded limit hit; a failure after a policy
+/// denial is `denied` (see [`CallError::after_denials`]). Limits, timeouts
+/// and fuel are reported as they are, before denials.
+fn settle(outcome: Result<Value, CallError>, denials: &sandbox::DenialLog, hits: &mut Vec<LimitHit>) -> Result<Value, CallError> {
+    let e = match outcome {
+        Ok(v) => return Ok(v),
+        Err(e) => e,
+    };
+    let tool_failed = matches!(e, CallError::ToolError { .. } | CallError::Trap { .. } | CallError::Exited { .. });
+    if let (true, Some(w)) = (tool_failed, hits.iter().find(|h| h.limit == "max_write_bytes")) {
+        return Err(CallError::WriteLimit { limit: w.configured, requested: w.requested });
+    }
+    if let CallError::HandleLimit { limit, configured, .. } = &e {
+        if !hits.iter().any(|h| h.limit == limit.as_str()) {
+            let limit = if limit == "max_handles" { "max_handles" } else { "process_fd_reserve" };
+            hits.push(LimitHit { limit, requested: configured.saturating_add(1), configured: *configured, count: 1 });
+        }
+    }
+    Err(CallError::after_denials(e, &denials.full, denials.total))
 }
 
 fn finish(f: &ToolFunction, result: Option<&Val>, max_output: usize) -> Result<Value, CallError> {
@@ -272,6 +316,22 @@ fn classify_trap(e: &wasmtime::Error, limits: &sandbox::Limits, refused: Option<
         Some(Trap::Interrupt) => return CallError::Timeout { timeout_ms: limits.timeout.as_millis() as u64 },
         Some(Trap::OutOfFuel) => return CallError::FuelExhausted { fuel: limits.fuel.unwrap_or(u64::MAX) },
         _ => {}
+    }
+    if let Some(exit) = e.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        return CallError::Exited { status: exit.0 };
+    }
+    if let Some(h) = e.downcast_ref::<sandbox::fds::HandleLimitExceeded>() {
+        return CallError::HandleLimit { limit: h.limit.into(), configured: h.configured, message: h.message.clone() };
+    }
+    if matches!(e.downcast_ref::<wasmtime::component::ResourceTableError>(), Some(wasmtime::component::ResourceTableError::Full)) {
+        return CallError::HandleLimit {
+            limit: "max_handles".into(),
+            configured: limits.max_handles as u64,
+            message: format!(
+                "call exceeded max_handles = {} (files, sockets, streams and other resources held at once); close them sooner or raise [tool.limits] max_handles",
+                limits.max_handles
+            ),
+        };
     }
     if let Some(requested) = refused {
         return CallError::MemoryLimit {

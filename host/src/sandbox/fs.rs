@@ -13,6 +13,7 @@
 //! recorded too. Allowed accesses go to wasmtime-wasi unchanged.
 
 use super::denials::{Denial, Denials};
+use super::limits::{BudgetedStream, WriteBudget};
 use crate::policy::{DenialKind, FsOp, MountMode, MountTable};
 use std::collections::{HashMap, VecDeque};
 use std::ffi::OsString;
@@ -150,11 +151,13 @@ pub struct FsGuard {
     policy: Arc<crate::policy::EffectivePolicy>,
     denials: Denials,
     paths: HashMap<u32, String>,
+    /// `max_write_bytes` of the call (see [`FsGuard::with_write_budget`]).
+    budget: Option<WriteBudget>,
 }
 
 impl FsGuard {
     pub fn new(policy: Arc<crate::policy::EffectivePolicy>, denials: Denials) -> Self {
-        FsGuard { policy, denials, paths: HashMap::new() }
+        FsGuard { policy, denials, paths: HashMap::new(), budget: None }
     }
 
     /// The guest path `path` names relative to descriptor `fd`.
@@ -486,6 +489,7 @@ impl HostDescriptor for GuardedFs<'_> {
     ) -> FsResult<Resource<types::Descriptor>> {
         let op = open_op(oflags, flags);
         let guest = self.guard.check(fd.rep(), &path, op)?;
+        super::fds::check_reserve().map_err(|e| FsError::trap(wasmtime::Error::new(e)))?;
         let r = HostDescriptor::open_at(&mut self.inner, fd, path_flags, path, oflags, flags).await;
         let r = self.guard.after(op, &guest, r);
         if let Ok(new) = &r {
@@ -624,6 +628,8 @@ impl HostDescriptor for GuardedFs<'_> {
     }
 
     async fn set_size(&mut self, fd: Resource<types::Descriptor>, size: types::Filesize) -> FsResult<()> {
+        let current = HostDescriptor::stat(&mut self.inner, Resource::new_borrow(fd.rep())).await?.size;
+        self.guard.charge_write(size.saturating_sub(current))?;
         HostDescriptor::set_size(&mut self.inner, fd, size).await
     }
 
@@ -651,6 +657,7 @@ impl HostDescriptor for GuardedFs<'_> {
         buf: Vec<u8>,
         offset: types::Filesize,
     ) -> FsResult<types::Filesize> {
+        self.guard.charge_write(buf.len() as u64)?;
         HostDescriptor::write(&mut self.inner, fd, buf, offset).await
     }
 
@@ -682,11 +689,13 @@ impl HostDescriptor for GuardedFs<'_> {
         fd: Resource<types::Descriptor>,
         offset: types::Filesize,
     ) -> FsResult<Resource<DynOutputStream>> {
-        HostDescriptor::write_via_stream(&mut self.inner, fd, offset)
+        let stream = HostDescriptor::write_via_stream(&mut self.inner, fd, offset)?;
+        self.budget_stream(stream)
     }
 
     fn append_via_stream(&mut self, fd: Resource<types::Descriptor>) -> FsResult<Resource<DynOutputStream>> {
-        HostDescriptor::append_via_stream(&mut self.inner, fd)
+        let stream = HostDescriptor::append_via_stream(&mut self.inner, fd)?;
+        self.budget_stream(stream)
     }
 
     async fn is_same_object(
@@ -699,5 +708,36 @@ impl HostDescriptor for GuardedFs<'_> {
 
     async fn metadata_hash(&mut self, fd: Resource<types::Descriptor>) -> FsResult<types::MetadataHashValue> {
         HostDescriptor::metadata_hash(&mut self.inner, fd).await
+    }
+}
+
+// `max_write_bytes`: every way a call writes file bytes is charged to one
+// per-call budget (write, the output streams, growth by set-size).
+
+impl FsGuard {
+    /// Sets the call's write budget.
+    pub fn with_write_budget(mut self, budget: WriteBudget) -> Self {
+        self.budget = Some(budget);
+        self
+    }
+
+    /// Charges `n` bytes to the budget; past it the guest gets
+    /// `insufficient-space` (ENOSPC) and the limit hit is recorded.
+    fn charge_write(&self, n: u64) -> FsResult<()> {
+        match &self.budget {
+            Some(b) if b.charge(n).is_err() => Err(ErrorCode::InsufficientSpace.into()),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl GuardedFs<'_> {
+    /// Wraps a file's new output stream so its writes are charged too.
+    fn budget_stream(&mut self, stream: Resource<DynOutputStream>) -> FsResult<Resource<DynOutputStream>> {
+        let Some(budget) = self.guard.budget.clone() else { return Ok(stream) };
+        let slot = self.inner.table.get_mut(&stream).map_err(|e| FsError::trap(wasmtime::Error::new(e)))?;
+        let inner = std::mem::replace(slot, Box::new(wasmtime_wasi::p2::pipe::ClosedOutputStream));
+        *slot = Box::new(BudgetedStream::new(inner, budget));
+        Ok(stream)
     }
 }

@@ -6,6 +6,7 @@
 
 mod caps;
 pub mod denials;
+pub mod fds;
 pub mod fs;
 pub mod http;
 pub mod limits;
@@ -14,11 +15,12 @@ pub mod net;
 pub mod process;
 pub mod stdio;
 
-pub use denials::{Denial, Denials};
+pub use denials::{Denial, DenialLog, DenialSummary, Denials};
+pub use limits::{LimitHit, LimitHits};
 pub use process::ProcessPlan;
 
 use crate::policy::{EffectivePolicy, MountMode, ViolationAction};
-use limits::MemoryLimiter;
+use limits::{MemoryLimiter, WriteBudget};
 use std::sync::Arc;
 use std::time::Duration;
 use stdio::CappedPipe;
@@ -26,8 +28,13 @@ use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-/// Resources (files, sockets, streams, ...) one call may hold at once.
-pub const MAX_RESOURCES: usize = 4096;
+/// Default of `max_handles`: resources (files, sockets, streams, ...) one
+/// call may hold at once. Well under a typical RLIMIT_NOFILE divided by
+/// `max_concurrent_calls`; see [`fds`] for the process-wide reserve.
+pub const MAX_RESOURCES: usize = 256;
+
+/// Default of `max_write_bytes`: bytes one call may write to files.
+pub const DEFAULT_MAX_WRITE_BYTES: u64 = 256 << 20;
 
 /// Per-call resource limits of a tool.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -38,6 +45,11 @@ pub struct Limits {
     pub fuel: Option<u64>,
     pub max_output_bytes: usize,
     pub max_stdout_bytes: usize,
+    /// Bytes the call may write to files (write, append, streams, and file
+    /// growth by set-size), summed over all its files.
+    pub max_write_bytes: u64,
+    /// Resources (files, sockets, streams, pollables, ...) held at once.
+    pub max_handles: usize,
 }
 
 impl Default for Limits {
@@ -48,6 +60,8 @@ impl Default for Limits {
             fuel: None,
             max_output_bytes: 1 << 20,
             max_stdout_bytes: 64 << 10,
+            max_write_bytes: DEFAULT_MAX_WRITE_BYTES,
+            max_handles: MAX_RESOURCES,
         }
     }
 }
@@ -107,6 +121,8 @@ pub struct SandboxState {
     net: net::NetGuard,
     pub limiter: MemoryLimiter,
     pub denials: Denials,
+    /// Per-call limits that refused something (other than memory).
+    pub limit_hits: LimitHits,
     pub stdout: CappedPipe,
     pub stderr: CappedPipe,
     /// Guest log lines emitted so far (capped per call).
@@ -120,6 +136,7 @@ impl SandboxState {
         let stdout = CappedPipe::new(plan.limits.max_stdout_bytes);
         let stderr = CappedPipe::new(plan.limits.max_stdout_bytes);
         let denials = Denials::default();
+        let limit_hits = LimitHits::default();
         let net = net::NetGuard::new(plan.policy.clone(), denials.clone());
         let mut b = WasiCtxBuilder::new();
         b.stdout(stdout.clone()).stderr(stderr.clone());
@@ -136,15 +153,17 @@ impl SandboxState {
                 // Every open file, socket and stream is a table entry; a cap
                 // keeps one call from exhausting the host's descriptors.
                 let mut t = ResourceTable::new();
-                t.set_max_capacity(MAX_RESOURCES);
+                t.set_max_capacity(plan.limits.max_handles);
                 t
             },
             http: WasiHttpCtx::new(),
             hooks: http::HttpGate::new(plan.policy.clone(), denials.clone(), resolver).with_tls(plan.tls.clone()),
-            fs: fs::FsGuard::new(plan.policy.clone(), denials.clone()),
+            fs: fs::FsGuard::new(plan.policy.clone(), denials.clone())
+                .with_write_budget(WriteBudget::new(plan.limits.max_write_bytes, limit_hits.clone())),
             net,
             limiter: MemoryLimiter::new(plan.limits.memory_bytes),
             denials,
+            limit_hits,
             stdout,
             stderr,
             plan,
@@ -182,6 +201,7 @@ pub fn add_to_linker(linker: &mut Linker<SandboxState>) -> wasmtime::Result<()> 
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
     fs::add_to_linker(linker, SandboxState::guarded_fs)?;
     net::add_to_linker(linker, SandboxState::guarded_net)?;
+    net::add_create_socket_guards(linker, SandboxState::guarded_net)?;
     caps::log::add_to_linker::<_, HasSelf<SandboxState>>(linker, |s| s)?;
     caps::process::add_to_linker::<_, HasSelf<SandboxState>>(linker, |s| s)?;
     Ok(())

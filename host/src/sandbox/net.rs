@@ -425,6 +425,77 @@ impl HostResolveAddressStream for GuardedNet<'_> {
     }
 }
 
+// Socket creation: every socket is a host descriptor, so a tool without a
+// network grant is refused the socket itself (not only its connects), and
+// no call may take the process's last descriptors (see `fds`).
+
+const TCP_CREATE_INTERFACE: &str = "wasi:sockets/tcp-create-socket@0.2.12";
+const UDP_CREATE_INTERFACE: &str = "wasi:sockets/udp-create-socket@0.2.12";
+
+impl NetGuard {
+    /// Whether the policy lets the tool create a socket of this protocol;
+    /// a refusal is recorded (and let through in `log` mode).
+    fn may_create_socket(&self, udp: bool, family: network::IpAddressFamily) -> bool {
+        let p = &self.policy;
+        let family = match family {
+            network::IpAddressFamily::Ipv4 => "ipv4",
+            network::IpAddressFamily::Ipv6 => "ipv6",
+        };
+        if udp {
+            p.allow_udp || self.refuse("create", format!("udp/{family} socket"), "allow_udp = false".into())
+        } else {
+            !p.network.is_empty()
+                || p.allow_listen
+                || self.refuse(
+                    "create",
+                    format!("tcp/{family} socket"),
+                    "no network grant (allowed_network_hosts is empty and allow_listen = false)".into(),
+                )
+        }
+    }
+}
+
+/// Links the guarded `create-tcp-socket` and `create-udp-socket` over
+/// wasmtime-wasi's own.
+pub fn add_create_socket_guards<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    getter: fn(&mut T) -> GuardedNet<'_>,
+) -> wasmtime::Result<()> {
+    use wasmtime_wasi::p2::bindings::sockets::{tcp_create_socket, udp_create_socket};
+    linker.allow_shadowing(true);
+    linker.instance(TCP_CREATE_INTERFACE)?.func_wrap(
+        "create-tcp-socket",
+        move |mut store, (family,): (network::IpAddressFamily,)| {
+            let mut view = getter(store.data_mut());
+            if !view.guard.may_create_socket(false, family) {
+                return Ok((Err(ErrorCode::AccessDenied),));
+            }
+            super::fds::check_reserve().map_err(wasmtime::Error::new)?;
+            match tcp_create_socket::Host::create_tcp_socket(&mut view.inner, family) {
+                Ok(s) => Ok((Ok(s),)),
+                Err(e) => Ok((Err(e.downcast()?),)),
+            }
+        },
+    )?;
+    linker.instance(UDP_CREATE_INTERFACE)?.func_wrap_async(
+        "create-udp-socket",
+        move |mut store, (family,): (network::IpAddressFamily,)| {
+            Box::new(async move {
+                let mut view = getter(store.data_mut());
+                if !view.guard.may_create_socket(true, family) {
+                    return Ok((Err(ErrorCode::AccessDenied),));
+                }
+                super::fds::check_reserve().map_err(wasmtime::Error::new)?;
+                match udp_create_socket::Host::create_udp_socket(&mut view.inner, family).await {
+                    Ok(s) => Ok((Ok(s),)),
+                    Err(e) => Ok((Err(e.downcast()?),)),
+                }
+            })
+        },
+    )?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -49,6 +49,7 @@ pub fn status_for_call_error(e: &CallError) -> StatusCode {
         CallError::ToolError { .. } | CallError::MemoryLimit { .. } | CallError::FuelExhausted { .. } | CallError::OutputLimit { .. } => {
             StatusCode::UNPROCESSABLE_ENTITY
         }
+        CallError::WriteLimit { .. } | CallError::HandleLimit { .. } | CallError::Exited { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         CallError::Trap { .. } => StatusCode::BAD_GATEWAY,
         CallError::Host { .. } => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -101,7 +102,9 @@ mod tests {
             (CallError::UnknownTool { tool: "x".into(), hint: String::new() }, 404, "unknown_tool"),
             (CallError::InvalidArguments { message: "$.name: expected a string".into() }, 400, "invalid_arguments"),
             (CallError::Timeout { timeout_ms: 5 }, 504, "timeout"),
-            (CallError::Denied { message: "m".into() }, 403, "denied"),
+            (CallError::Denied { message: "m".into(), denials: vec![], total: 1, cause: Box::new(CallError::ToolError { value: json!("x") }) }, 403, "denied"),
+            (CallError::WriteLimit { limit: 1, requested: 2 }, 422, "write_limit"),
+            (CallError::Exited { status: 0 }, 422, "exited"),
             (CallError::ToolError { value: json!("bad") }, 422, "tool_error"),
             (CallError::Trap { message: "unreachable".into() }, 502, "trap"),
             (CallError::Host { message: "m".into() }, 500, "host_error"),
