@@ -92,28 +92,28 @@ async fn symlinks_are_off_by_default_and_never_lead_out_of_the_mount_when_allowe
     assert_eq!(calls.len(), 9);
     let dotdot = |t: &str| format!("symlink target `{t}` leaves its mount, or could once a directory is renamed: `..` is refused in symlink targets");
     let f = |tool: &str| format!("{tool}.{SYMLINK}");
-    assert_call(&calls[0], &f("nolinks"), "tool_error", &[deny("fs", "create", &p("plain"), "symlink creation is off (allow_symlinks = false)")]);
-    assert_call(&calls[1], &f("links"), "tool_error", &[deny("fs", "create", &p("d1/d2/d3/d4/d5/s"), &dotdot("../../../../.."))]);
-    assert_call(&calls[2], &f("links"), "tool_error", &[deny("fs", "create", &p("t"), &dotdot("d1/d2/d3/d4/d5/s/../../../../../../etc"))]);
+    assert_call(&calls[0], &f("nolinks"), "denied", &[deny("fs", "create", &p("plain"), "symlink creation is off (allow_symlinks = false)")]);
+    assert_call(&calls[1], &f("links"), "denied", &[deny("fs", "create", &p("d1/d2/d3/d4/d5/s"), &dotdot("../../../../.."))]);
+    assert_call(&calls[2], &f("links"), "denied", &[deny("fs", "create", &p("t"), &dotdot("d1/d2/d3/d4/d5/s/../../../../../../etc"))]);
     assert_call(&calls[3], &f("links"), "tool_error", &[]);
-    assert_call(&calls[4], &f("links"), "tool_error", &[deny("fs", "create", &p("d1/d2/s2"), &dotdot("../../.."))]);
+    assert_call(&calls[4], &f("links"), "denied", &[deny("fs", "create", &p("d1/d2/s2"), &dotdot("../../.."))]);
     assert_call(
         &calls[5],
         &f("links"),
-        "tool_error",
+        "denied",
         &[deny("fs", "create", &p("abs"), "symlink target `/etc/passwd` leaves its mount: absolute targets are refused")],
     );
     assert_call(
         &calls[6],
         &f("links"),
-        "tool_error",
+        "denied",
         &[deny("fs", "create", &p("via"), "symlink target `opt/passwd` leaves its mount: it passes through opt, a symlink to the absolute path /etc")],
     );
     assert_call(&calls[7], &f("links"), "ok", &[]);
     assert_call(
         &calls[8],
         "nolinks.caps.rename",
-        "tool_error",
+        "denied",
         &[deny("fs", "create", &p("up"), &format!("moving the symlink `{}` (target `..`) could point it out of its mount: only links without `..` may move", p("d1/up")))],
     );
 }
@@ -343,7 +343,7 @@ async fn unspecified_and_invalid_peers_are_denial_rows() {
         let target: std::net::SocketAddr = addr.parse().unwrap();
         let e = guest_err(r);
         assert!(e.ends_with(err) && (e.starts_with("connect: ") || e.starts_with("send: ")), "{f} {addr}: {e}");
-        assert_call(a, f, "tool_error", &[deny("net", op, &target.to_string(), rule)]);
+        assert_call(a, f, "denied", &[deny("net", op, &target.to_string(), rule)]);
     }
 }
 
@@ -372,14 +372,19 @@ async fn udp_connect_peers_are_checked_like_sends() {
     for ((r, a), (f, addr, err, rule)) in results.iter().zip(&calls).zip(cases) {
         assert_eq!(guest_err(r), format!("connect: {err}"), "{f} {addr}");
         let target: std::net::SocketAddr = addr.parse().unwrap();
-        assert_call(a, f, "tool_error", &[deny("net", "connect", &target.to_string(), rule)]);
+        assert_call(a, f, "denied", &[deny("net", "connect", &target.to_string(), rule)]);
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_bind_addresses_are_denial_rows() {
     let dir = TestDir::new();
-    let tools = [tool("nolisten", "hostile", "", None), tool("listen", "hostile", "", Some("allow_listen = true"))].concat();
+    // `nolisten` may connect (so it may create a socket) but not listen.
+    let tools = [
+        tool("nolisten", "hostile", "", Some("allowed_network_hosts = [\"example.com\"]")),
+        tool("listen", "hostile", "", Some("allow_listen = true")),
+    ]
+    .concat();
     let host = open(&dir, &tools).await;
     let mapped = call(&host, "nolisten.caps.tcp-listen", json!({"addr": "[::ffff:127.0.0.1]:0"})).await;
     let multicast = call(&host, "listen.caps.tcp-listen", json!({"addr": "224.0.0.1:0"})).await;
@@ -388,8 +393,8 @@ async fn invalid_bind_addresses_are_denial_rows() {
     assert_eq!(guest_err(&mapped), format!("listen: {EACCES}"));
     assert_eq!(guest_err(&multicast), "listen: Invalid argument (os error 28)");
     let (calls, _) = audited(&dir.audit_db());
-    assert_call(&calls[0], "nolisten.caps.tcp-listen", "tool_error", &[deny("net", "listen", "[::ffff:127.0.0.1]:0", "allow_listen = false")]);
-    assert_call(&calls[1], "listen.caps.tcp-listen", "tool_error", &[deny("net", "bind", "224.0.0.1:0", "invalid local address: multicast address")]);
+    assert_call(&calls[0], "nolisten.caps.tcp-listen", "denied", &[deny("net", "listen", "[::ffff:127.0.0.1]:0", "allow_listen = false")]);
+    assert_call(&calls[1], "listen.caps.tcp-listen", "denied", &[deny("net", "bind", "224.0.0.1:0", "invalid local address: multicast address")]);
 }
 
 // ------------------------------------------------------- log mode, process
@@ -408,8 +413,8 @@ async fn log_mode_still_enforces_the_subprocess_allowlist() {
     assert_eq!(guest_err(&curl), "denied: /usr/bin/env: not on subprocess_allowlist");
     assert_eq!(ok(&echo), &json!({"ok": "listed\n"}));
     let (calls, _) = audited(&dir.audit_db());
-    assert_call(&calls[0], "disco.caps.spawn", "tool_error", &[deny("process", "spawn", "sh -c echo pwned > /tmp/pwned-by-log-mode", "not on subprocess_allowlist")]);
-    assert_call(&calls[1], "disco.caps.spawn", "tool_error", &[deny("process", "spawn", "/usr/bin/env id", "not on subprocess_allowlist")]);
+    assert_call(&calls[0], "disco.caps.spawn", "denied", &[deny("process", "spawn", "sh -c echo pwned > /tmp/pwned-by-log-mode", "not on subprocess_allowlist")]);
+    assert_call(&calls[1], "disco.caps.spawn", "denied", &[deny("process", "spawn", "/usr/bin/env id", "not on subprocess_allowlist")]);
     assert_call(&calls[2], "disco.caps.spawn", "ok", &[]);
 }
 
