@@ -30,6 +30,10 @@ pub enum CallError {
     Denied { message: String },
     #[error("host error: {message}")]
     Host { message: String },
+    /// Stopped before it finished: the caller cancelled it (MCP
+    /// `notifications/cancelled`) or the server shut down.
+    #[error("call cancelled: {reason}")]
+    Cancelled { reason: String },
 }
 
 impl CallError {
@@ -47,6 +51,7 @@ impl CallError {
             CallError::ToolError { .. } => "tool_error",
             CallError::Denied { .. } => "denied",
             CallError::Host { .. } => "host_error",
+            CallError::Cancelled { .. } => "cancelled",
         }
     }
 }

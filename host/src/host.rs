@@ -10,7 +10,7 @@ use crate::component::eval;
 use crate::config::Config;
 use crate::error::CallError;
 use crate::policy::{DenialKind, EffectivePolicy, PolicyError};
-use crate::runtime::{CallRecord, Runtime, RuntimeOptions, Tool};
+use crate::runtime::{CallRecord, Cancel, Runtime, RuntimeOptions, Tool};
 use crate::sandbox::{Denial, SandboxPlan};
 use serde_json::Value;
 use std::path::Path;
@@ -106,7 +106,13 @@ impl Host {
     /// With `durability = "commit"` this returns only once they are
     /// committed; if the audit log cannot take them the call fails closed.
     pub async fn call_tool(&self, tool: &str, function: &str, args: &Value, caller: &str) -> CallRecord {
-        let mut record = self.runtime.call(tool, function, args).await;
+        self.call_tool_cancellable(tool, function, args, caller, None).await
+    }
+
+    /// [`Host::call_tool`] that `cancel` can stop: the call is then recorded
+    /// with outcome `cancelled` and the denials it had.
+    pub async fn call_tool_cancellable(&self, tool: &str, function: &str, args: &Value, caller: &str, cancel: Option<Cancel>) -> CallRecord {
+        let mut record = self.runtime.call_cancellable(tool, function, args, cancel).await;
         let events = call_events(&record, args, caller);
         if let Err(e) = self.audit.record(events).await {
             tracing::error!(error = %e, "audit log write failed; failing the call closed");
