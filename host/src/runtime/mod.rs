@@ -235,9 +235,9 @@ impl Runtime {
     }
 
     /// Like [`Runtime::call`]; `cancel` stops the call (the record says
-    /// `cancelled` and keeps the denials seen so far). The guest runs on
-    /// the runtime's own threads; the call ends even if this future is
-    /// dropped (within its timeout).
+    /// `cancelled` and keeps the denials seen so far). Past its first epoch
+    /// tick the guest runs on the runtime's own threads, and then the call
+    /// ends even if this future is dropped (within its timeout).
     pub async fn call_cancellable(&self, tool: &str, function: &str, args: &Value, cancel: Option<Cancel>) -> CallRecord {
         let started = Instant::now();
         let blank = |function: &str, e| CallRecord { duration: started.elapsed(), ..CallRecord::failed(tool, function, e) };
@@ -266,10 +266,18 @@ impl Runtime {
             }
         };
         let job = run_fresh(t.clone(), index, params, started, self.resolver.clone(), cancel);
-        let job = async move {
+        let mut job: std::pin::Pin<Box<dyn std::future::Future<Output = CallRecord> + Send>> = Box::pin(async move {
             let _permit = permit;
             job.await
-        };
+        });
+        // A quick call finishes in its first poll, here: moving it to another
+        // thread would cost two thread wake-ups, more than the call. A call
+        // still running at its first epoch tick (it yields there) or waiting
+        // on I/O moves to the guest runtime, so guest code spends at most one
+        // tick (5 ms) on the caller's thread.
+        if let std::task::Poll::Ready(r) = futures::poll!(&mut job) {
+            return r;
+        }
         match self.guest_handle.spawn(job).await {
             Ok(r) => r,
             Err(e) => blank(&name, CallError::Host { message: format!("the guest task failed: {e}") }),
