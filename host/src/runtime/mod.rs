@@ -54,8 +54,10 @@ impl Tool {
     /// bare WIT name when that is unique.
     pub fn function(&self, name: &str) -> Result<&ToolFunction, CallError> {
         let funcs = &self.loaded.functions;
+        // The canonical reading first: `t.a` of tool `t` is `t.t.a` if
+        // that exists (an interface `t`), before the world export `t.a`.
         let prefixed = format!("{}.{name}", self.name);
-        if let Some(f) = funcs.iter().find(|f| f.name == name || f.name == prefixed) {
+        if let Some(f) = funcs.iter().find(|f| f.name == prefixed).or_else(|| funcs.iter().find(|f| f.name == name)) {
             return Ok(f);
         }
         let mut bare = funcs.iter().filter(|f| f.function == name);
