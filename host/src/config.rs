@@ -68,6 +68,18 @@ pub struct ServerConfig {
     /// How long shutdown waits for calls in flight.
     #[serde(default = "default_shutdown_grace_ms")]
     pub shutdown_grace_ms: u64,
+    /// MCP sessions one token (or caller) may hold open at once; unset:
+    /// 8, or `max_sessions` if that is smaller.
+    pub max_sessions_per_token: Option<usize>,
+    /// An MCP session with no traffic for this long is closed.
+    #[serde(default = "default_session_idle_timeout_ms")]
+    pub session_idle_timeout_ms: u64,
+    /// Requests refused before authentication, per source address, per
+    /// minute; past the burst they get 429.
+    #[serde(default = "default_unauthenticated_rpm")]
+    pub unauthenticated_requests_per_minute: u32,
+    #[serde(default = "default_unauthenticated_burst")]
+    pub unauthenticated_burst: u32,
 }
 
 impl Default for ServerConfig {
@@ -81,8 +93,31 @@ impl Default for ServerConfig {
             allowed_hosts: default_allowed_hosts(),
             allowed_origins: Vec::new(),
             shutdown_grace_ms: default_shutdown_grace_ms(),
+            max_sessions_per_token: None,
+            session_idle_timeout_ms: default_session_idle_timeout_ms(),
+            unauthenticated_requests_per_minute: default_unauthenticated_rpm(),
+            unauthenticated_burst: default_unauthenticated_burst(),
         }
     }
+}
+
+impl ServerConfig {
+    /// `max_sessions_per_token` as applied.
+    pub fn sessions_per_token(&self) -> usize {
+        self.max_sessions_per_token.unwrap_or(8).min(self.max_sessions).max(1)
+    }
+}
+
+fn default_session_idle_timeout_ms() -> u64 {
+    300_000
+}
+
+fn default_unauthenticated_rpm() -> u32 {
+    60
+}
+
+fn default_unauthenticated_burst() -> u32 {
+    20
 }
 
 fn default_max_body() -> usize {

@@ -45,6 +45,10 @@ pub enum CallError {
     Exited { status: i32 },
     #[error("host error: {message}")]
     Host { message: String },
+    /// Stopped before it finished: the caller cancelled it (MCP
+    /// `notifications/cancelled`) or the server shut down.
+    #[error("call cancelled: {reason}")]
+    Cancelled { reason: String },
 }
 
 impl CallError {
@@ -65,6 +69,7 @@ impl CallError {
             CallError::HandleLimit { .. } => "handle_limit",
             CallError::Exited { .. } => "exited",
             CallError::Host { .. } => "host_error",
+            CallError::Cancelled { .. } => "cancelled",
         }
     }
 }

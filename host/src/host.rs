@@ -10,7 +10,7 @@ use crate::component::eval;
 use crate::config::Config;
 use crate::error::CallError;
 use crate::policy::{DenialKind, EffectivePolicy, PolicyError};
-use crate::runtime::{CallRecord, Runtime, RuntimeOptions, Tool};
+use crate::runtime::{CallRecord, Cancel, Runtime, RuntimeOptions, Tool};
 use crate::sandbox::{Denial, SandboxPlan};
 use serde_json::Value;
 use std::path::Path;
@@ -106,6 +106,12 @@ impl Host {
     /// With `durability = "commit"` this returns only once they are
     /// committed; if the audit log cannot take them the call fails closed.
     pub async fn call_tool(&self, tool: &str, function: &str, args: &Value, caller: &str) -> CallRecord {
+        self.call_tool_cancellable(tool, function, args, caller, None).await
+    }
+
+    /// [`Host::call_tool`] that `cancel` can stop: the call is then recorded
+    /// with outcome `cancelled` and the denials it had.
+    pub async fn call_tool_cancellable(&self, tool: &str, function: &str, args: &Value, caller: &str, cancel: Option<Cancel>) -> CallRecord {
         // Fail closed: while the audit log cannot be written, no tool runs.
         // The refusal itself is queued behind the held events.
         if let Some(why) = self.audit.unavailable() {
@@ -115,7 +121,7 @@ impl Host {
             let _ = self.audit.record(call_events(&record, args, caller)).await;
             return record;
         }
-        let mut record = self.runtime.call(tool, function, args).await;
+        let mut record = self.runtime.call_cancellable(tool, function, args, cancel).await;
         let events = call_events(&record, args, caller);
         if let Err(e) = self.audit.record(events).await {
             tracing::error!(error = %e, "audit log write failed; failing the call closed");

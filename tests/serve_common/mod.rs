@@ -37,11 +37,18 @@ pub struct TestConfig {
 }
 
 pub fn base_config(extra: &str) -> String {
+    base_config_with("", extra)
+}
+
+/// [`base_config`] with extra `[runtime]` keys (`runtime`), which cannot
+/// come after the tools.
+pub fn base_config_with(runtime: &str, extra: &str) -> String {
     let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasmward-compile-cache");
     format!(
         r#"
 [runtime]
 cache_dir = {cache:?}
+{runtime}
 
 [audit]
 path = "audit.db"
@@ -74,6 +81,14 @@ impl TestConfig {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("wasmward.toml");
         std::fs::write(&path, base_config(extra)).unwrap();
+        TestConfig { dir, path }
+    }
+
+    /// A config with extra `[runtime]` keys.
+    pub fn new_with(runtime: &str, extra: &str) -> TestConfig {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wasmward.toml");
+        std::fs::write(&path, base_config_with(runtime, extra)).unwrap();
         TestConfig { dir, path }
     }
 

@@ -32,9 +32,10 @@ pub enum ContentRefusal {
     /// An argument string matched `blocked_input_patterns[index]`.
     InputPattern { path: String, index: usize },
     InputTooLarge { size: usize, limit: usize },
-    /// The result matched `blocked_output_patterns[index]` under `block`.
-    OutputPattern { path: String, index: usize },
-    OutputTooLarge { size: usize, limit: usize },
+    /// What goes back to the agent (`what`: "result" or "error") matched
+    /// `blocked_output_patterns[index]` under `block`.
+    OutputPattern { what: &'static str, path: String, index: usize },
+    OutputTooLarge { what: &'static str, size: usize, limit: usize },
 }
 
 impl std::fmt::Display for ContentRefusal {
@@ -46,11 +47,11 @@ impl std::fmt::Display for ContentRefusal {
             ContentRefusal::InputTooLarge { size, limit } => {
                 write!(f, "arguments are {size} bytes of JSON, over [gate] max_input_bytes = {limit}")
             }
-            ContentRefusal::OutputPattern { path, index } => {
-                write!(f, "result {path} matches [gate] blocked_output_patterns[{index}] (output_action = \"block\")")
+            ContentRefusal::OutputPattern { what, path, index } => {
+                write!(f, "{what} {path} matches [gate] blocked_output_patterns[{index}] (output_action = \"block\")")
             }
-            ContentRefusal::OutputTooLarge { size, limit } => {
-                write!(f, "result is {size} bytes of JSON, over [gate] max_output_bytes = {limit}")
+            ContentRefusal::OutputTooLarge { what, size, limit } => {
+                write!(f, "{what} is {size} bytes of JSON, over [gate] max_output_bytes = {limit}")
             }
         }
     }
@@ -100,7 +101,13 @@ impl ContentPolicy {
 
     /// Strips or blocks output patterns, then applies the size cap to what
     /// would be returned. Returns the value and how many strings changed.
-    pub fn filter_output(&self, mut value: Value) -> Result<(Value, usize), ContentRefusal> {
+    pub fn filter_output(&self, value: Value) -> Result<(Value, usize), ContentRefusal> {
+        self.filter_value(value, "result")
+    }
+
+    /// [`ContentPolicy::filter_output`] for anything returned to the agent;
+    /// `what` ("result", "error") names it in refusals.
+    pub fn filter_value(&self, mut value: Value, what: &'static str) -> Result<(Value, usize), ContentRefusal> {
         let mut changed = 0;
         if !self.output.is_empty() {
             match self.action {
@@ -109,7 +116,7 @@ impl ContentPolicy {
                     walk(&value, &mut String::from("$"), &mut |path, s| {
                         if found.is_none() {
                             if let Some(index) = self.output.iter().position(|r| r.is_match(s)) {
-                                found = Some(ContentRefusal::OutputPattern { path: path.to_string(), index });
+                                found = Some(ContentRefusal::OutputPattern { what, path: path.to_string(), index });
                             }
                         }
                     });
@@ -123,10 +130,21 @@ impl ContentPolicy {
         if let Some(limit) = self.max_output_bytes {
             let size = json_len(&value);
             if size > limit {
-                return Err(ContentRefusal::OutputTooLarge { size, limit });
+                return Err(ContentRefusal::OutputTooLarge { what, size, limit });
             }
         }
         Ok((value, changed))
+    }
+
+    /// `text` with every `blocked_output_patterns` match replaced, whatever
+    /// `output_action` says: for text that is logged, not returned.
+    pub fn redact_text(&self, text: &str) -> String {
+        let mut v = Value::String(text.to_string());
+        strip(&mut v, &self.output, &mut 0);
+        match v {
+            Value::String(s) => s,
+            _ => String::new(),
+        }
     }
 }
 
@@ -239,11 +257,22 @@ mod tests {
     }
 
     #[test]
+    fn errors_are_named_and_logged_text_is_redacted() {
+        let p = policy(&[], &["SECRET-[0-9]+"], OutputAction::Block, None, Some(20));
+        let e = p.filter_value(json!({"message": "x SECRET-1"}), "error").unwrap_err();
+        assert_eq!(e.to_string(), "error $.message matches [gate] blocked_output_patterns[0] (output_action = \"block\")");
+        let e = p.filter_value(json!({"message": "y".repeat(30)}), "error").unwrap_err();
+        assert!(e.to_string().starts_with("error is 44 bytes"), "{e}");
+        // Logged text is stripped whatever output_action says.
+        assert_eq!(p.redact_text("a SECRET-42 b\nSECRET-7"), "a [FILTERED] b\n[FILTERED]");
+    }
+
+    #[test]
     fn output_block_names_the_path() {
         let p = policy(&[], &["secret"], OutputAction::Block, None, None);
         assert_eq!(
             p.filter_output(json!({"x": ["ok", "my secret"]})),
-            Err(ContentRefusal::OutputPattern { path: "$.x[1]".into(), index: 0 })
+            Err(ContentRefusal::OutputPattern { what: "result", path: "$.x[1]".into(), index: 0 })
         );
         assert!(p.filter_output(json!({"x": "ok"})).is_ok());
     }

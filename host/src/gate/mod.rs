@@ -164,6 +164,8 @@ impl Gate {
             .map_err(|d| Refusal::new(Stage::Filter, "forbidden", format!("`{name}` is {d}")))
     }
 
+    /// The caller's bucket, then `name`'s (an empty `name`: the caller's
+    /// only, for names that are no function).
     pub fn check_rate(&self, caller: &Caller, name: &str, now: Instant) -> Result<(), Refusal> {
         let key = caller.token_id.clone().unwrap_or_else(|| caller.name.clone());
         let limited = |scope: &str, key_cfg: &str, wait: Duration| Refusal {
@@ -177,6 +179,9 @@ impl Gate {
         };
         if let Some(r) = &self.caller_rate {
             r.try_take(&key, now).map_err(|w| limited(&format!("caller {}", caller.name), "requests_per_minute", w))?;
+        }
+        if name.is_empty() {
+            return Ok(());
         }
         if let Some(r) = &self.tool_rate {
             r.try_take(name, now).map_err(|w| limited(&format!("`{name}`"), "tool_requests_per_minute", w))?;
@@ -227,10 +232,22 @@ impl Gate {
 
     /// The result after `blocked_output_patterns` and `max_output_bytes`.
     pub fn filter_output(&self, v: Value) -> Result<(Value, usize), Refusal> {
-        self.content.filter_output(v).map_err(|r| {
+        self.filter_returned(v, "result")
+    }
+
+    /// Anything returned to the agent (`what`: "result", "error") after
+    /// `blocked_output_patterns`, `output_action` and `max_output_bytes`.
+    pub fn filter_returned(&self, v: Value, what: &'static str) -> Result<(Value, usize), Refusal> {
+        self.content.filter_value(v, what).map_err(|r| {
             let code = if matches!(r, content::ContentRefusal::OutputTooLarge { .. }) { "output_too_large" } else { "content_blocked" };
             Refusal::new(Stage::Content, code, r.to_string())
         })
+    }
+
+    /// `text` (guest output that is logged) with `blocked_output_patterns`
+    /// matches replaced.
+    pub fn redact_text(&self, text: &str) -> String {
+        self.content.redact_text(text)
     }
 
     /// Stages 2-5 (the token was checked by the transport), in order.

@@ -15,11 +15,12 @@ use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 use wasmtime::component::{InstancePre, Linker, Val};
-use wasmtime::{Engine, Store, Trap};
+use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
 /// Settings fixed for the life of a runtime.
 #[derive(Clone)]
@@ -53,8 +54,10 @@ impl Tool {
     /// bare WIT name when that is unique.
     pub fn function(&self, name: &str) -> Result<&ToolFunction, CallError> {
         let funcs = &self.loaded.functions;
+        // The canonical reading first: `t.a` of tool `t` is `t.t.a` if
+        // that exists (an interface `t`), before the world export `t.a`.
         let prefixed = format!("{}.{name}", self.name);
-        if let Some(f) = funcs.iter().find(|f| f.name == name || f.name == prefixed) {
+        if let Some(f) = funcs.iter().find(|f| f.name == prefixed).or_else(|| funcs.iter().find(|f| f.name == name)) {
             return Ok(f);
         }
         let mut bare = funcs.iter().filter(|f| f.function == name);
@@ -114,6 +117,39 @@ impl CallRecord {
     }
 }
 
+/// Stops a call in flight: the guest is dropped at its next yield (or
+/// host call) and the call ends as [`CallError::Cancelled`] with its
+/// denials recorded. Cheap to clone; the first reason given wins.
+#[derive(Clone, Default, Debug)]
+pub struct Cancel {
+    token: CancellationToken,
+    reason: Arc<OnceLock<String>>,
+}
+
+impl Cancel {
+    pub fn new() -> Cancel {
+        Cancel::default()
+    }
+
+    /// Cancels the call, saying why (`"the caller cancelled it"`).
+    pub fn cancel(&self, reason: &str) {
+        let _ = self.reason.set(reason.to_string());
+        self.token.cancel();
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.token.is_cancelled()
+    }
+
+    pub async fn cancelled(&self) {
+        self.token.cancelled().await
+    }
+
+    pub fn reason(&self) -> String {
+        self.reason.get().cloned().unwrap_or_else(|| "cancelled".into())
+    }
+}
+
 /// The engine, the linker, and the loaded tools.
 pub struct Runtime {
     engine: Engine,
@@ -122,6 +158,30 @@ pub struct Runtime {
     tools: RwLock<Arc<BTreeMap<String, Arc<Tool>>>>,
     permits: Arc<Semaphore>,
     resolver: Arc<dyn Resolver>,
+    /// Guest code runs here, never on the caller's (the server's) workers,
+    /// so a busy guest cannot delay the server's I/O.
+    guest: Option<tokio::runtime::Runtime>,
+    guest_handle: tokio::runtime::Handle,
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks, which panics inside async code.
+        if let Some(rt) = self.guest.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// The guest runtime: one worker per CPU.
+fn guest_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 64);
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name("wasmward-guest")
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot start the guest runtime: {e}"))
 }
 
 impl Runtime {
@@ -133,6 +193,8 @@ impl Runtime {
         engine::start_epoch_ticker(&engine);
         let mut linker = Linker::new(&engine);
         sandbox::add_to_linker(&mut linker).map_err(|e| anyhow::anyhow!("cannot link WASI: {e}"))?;
+        let guest = guest_runtime()?;
+        let guest_handle = guest.handle().clone();
         Ok(Runtime {
             engine,
             linker,
@@ -140,6 +202,8 @@ impl Runtime {
             tools: RwLock::default(),
             permits: Arc::new(Semaphore::new(opts.max_concurrent_calls.max(1) as usize)),
             resolver: opts.resolver,
+            guest: Some(guest),
+            guest_handle,
         })
     }
 
@@ -181,6 +245,14 @@ impl Runtime {
 
     /// Calls `function` of `tool` with named JSON arguments.
     pub async fn call(&self, tool: &str, function: &str, args: &Value) -> CallRecord {
+        self.call_cancellable(tool, function, args, None).await
+    }
+
+    /// Like [`Runtime::call`]; `cancel` stops the call (the record says
+    /// `cancelled` and keeps the denials seen so far). Past its first epoch
+    /// tick the guest runs on the runtime's own threads, and then the call
+    /// ends even if this future is dropped (within its timeout).
+    pub async fn call_cancellable(&self, tool: &str, function: &str, args: &Value, cancel: Option<Cancel>) -> CallRecord {
         let started = Instant::now();
         let blank = |function: &str, e| CallRecord { duration: started.elapsed(), ..CallRecord::failed(tool, function, e) };
         let t = match self.tool(tool) {
@@ -195,15 +267,50 @@ impl Runtime {
             Ok(p) => p,
             Err(e) => return blank(&f.name, CallError::InvalidArguments { message: e.to_string() }),
         };
-        let Ok(_permit) = self.permits.acquire().await else {
-            return blank(&f.name, CallError::Host { message: "runtime is shutting down".into() });
+        let index = t.loaded.functions.iter().position(|g| std::ptr::eq(g, f)).unwrap_or(0);
+        let name = f.name.clone();
+        let permit = tokio::select! {
+            p = self.permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return blank(&name, CallError::Host { message: "runtime is shutting down".into() }),
+            },
+            _ = cancelled(&cancel) => {
+                let reason = cancel.as_ref().map(Cancel::reason).unwrap_or_default();
+                return blank(&name, CallError::Cancelled { reason });
+            }
         };
-        run_fresh(&t, f, params, started, self.resolver.clone()).await
+        let job = run_fresh(t.clone(), index, params, started, self.resolver.clone(), cancel);
+        let mut job: std::pin::Pin<Box<dyn std::future::Future<Output = CallRecord> + Send>> = Box::pin(async move {
+            let _permit = permit;
+            job.await
+        });
+        // A quick call finishes in its first poll, here: moving it to another
+        // thread would cost two thread wake-ups, more than the call. A call
+        // still running at its first epoch tick (it yields there) or waiting
+        // on I/O moves to the guest runtime, so guest code spends at most one
+        // tick (5 ms) on the caller's thread.
+        if let std::task::Poll::Ready(r) = futures::poll!(&mut job) {
+            return r;
+        }
+        match self.guest_handle.spawn(job).await {
+            Ok(r) => r,
+            Err(e) => blank(&name, CallError::Host { message: format!("the guest task failed: {e}") }),
+        }
+    }
+}
+
+/// Resolves when `cancel` fires; never without one.
+async fn cancelled(cancel: &Option<Cancel>) {
+    match cancel {
+        Some(c) => c.cancelled().await,
+        None => std::future::pending().await,
     }
 }
 
 /// One call in a fresh Store; nothing survives it.
-async fn run_fresh(tool: &Tool, f: &ToolFunction, params: Vec<Val>, started: Instant, resolver: Arc<dyn Resolver>) -> CallRecord {
+async fn run_fresh(tool: Arc<Tool>, index: usize, params: Vec<Val>, started: Instant, resolver: Arc<dyn Resolver>, cancel: Option<Cancel>) -> CallRecord {
+    let tool = &*tool;
+    let f = &tool.loaded.functions[index];
     let limits = &tool.plan.limits;
     let state = match SandboxState::new(tool.plan.clone(), resolver) {
         Ok(s) => s,
@@ -215,8 +322,18 @@ async fn run_fresh(tool: &Tool, f: &ToolFunction, params: Vec<Val>, started: Ins
     };
     let mut store = Store::new(tool.pre.engine(), state);
     store.limiter(|s| &mut s.limiter);
-    store.set_epoch_deadline(engine::ticks_for(limits.timeout));
-    store.epoch_deadline_trap();
+    // Every epoch tick a running guest yields to the executor (so it
+    // shares its thread and sees cancellation), and past its deadline it
+    // is interrupted (`Trap::Interrupt`, reported as a timeout).
+    let deadline = Instant::now() + limits.timeout;
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        if Instant::now() >= deadline {
+            Ok(UpdateDeadline::Interrupt)
+        } else {
+            Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())))
+        }
+    });
     let fuel_budget = limits.fuel.unwrap_or(u64::MAX);
     store.set_fuel(fuel_budget).expect("fuel is enabled on the engine");
 
@@ -230,7 +347,10 @@ async fn run_fresh(tool: &Tool, f: &ToolFunction, params: Vec<Val>, started: Ins
             .ok_or_else(|| wasmtime::format_err!("export {} vanished", f.name))?;
         func.call_async(&mut store, &params, &mut results).await
     };
-    let ran = tokio::time::timeout(limits.timeout + Duration::from_millis(50), run).await;
+    let ran = tokio::select! {
+        r = tokio::time::timeout(limits.timeout + Duration::from_millis(50), run) => Some(r),
+        _ = cancelled(&cancel) => None,
+    };
 
     let state = store.data();
     let (stdout, stdout_truncated) = state.stdout.take();
@@ -247,9 +367,10 @@ async fn run_fresh(tool: &Tool, f: &ToolFunction, params: Vec<Val>, started: Ins
     }
 
     let outcome = match ran {
-        Err(_) => Err(CallError::Timeout { timeout_ms: limits.timeout.as_millis() as u64 }),
-        Ok(Err(e)) => Err(classify_trap(&e, limits, refused, &stderr)),
-        Ok(Ok(())) => finish(f, results.first(), limits.max_output_bytes),
+        None => Err(CallError::Cancelled { reason: cancel.as_ref().map(Cancel::reason).unwrap_or_default() }),
+        Some(Err(_)) => Err(CallError::Timeout { timeout_ms: limits.timeout.as_millis() as u64 }),
+        Some(Ok(Err(e))) => Err(classify_trap(&e, limits, refused, &stderr)),
+        Some(Ok(Ok(()))) => finish(f, results.first(), limits.max_output_bytes),
     };
     let outcome = settle(outcome, &denial_log, &mut limit_hits);
     CallRecord {

@@ -52,6 +52,7 @@ pub fn status_for_call_error(e: &CallError) -> StatusCode {
         CallError::WriteLimit { .. } | CallError::HandleLimit { .. } | CallError::Exited { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         CallError::Trap { .. } => StatusCode::BAD_GATEWAY,
         CallError::Host { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        CallError::Cancelled { .. } => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 

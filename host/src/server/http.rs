@@ -2,11 +2,11 @@
 //! `/healthz` and `/metrics`, behind Host validation (DNS rebinding),
 //! `require_https`, CORS, bearer tokens and body limits.
 
-use super::{ApiError, Server, ToolView};
+use super::{unauth, ApiError, Server, ToolView};
 use crate::config::ServerConfig;
 use crate::gate::{self, Caller};
 use axum::body::Body;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -15,7 +15,10 @@ use axum::{Json, Router};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::{json, Value};
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Clone)]
@@ -23,6 +26,14 @@ pub struct AppState {
     pub server: Arc<Server>,
     pub cfg: Arc<ServerConfig>,
     sessions: Arc<LocalSessionManager>,
+    owners: Arc<Mutex<SessionOwners>>,
+}
+
+/// Which token opened each MCP session, and sessions being opened now.
+#[derive(Default)]
+struct SessionOwners {
+    by_session: HashMap<String, String>,
+    opening: HashMap<String, usize>,
 }
 
 impl IntoResponse for ApiError {
@@ -42,7 +53,9 @@ impl IntoResponse for ApiError {
 
 /// The whole HTTP application. `ct` stops MCP sessions on shutdown.
 pub fn router(server: Arc<Server>, cfg: ServerConfig, ct: CancellationToken) -> Router {
-    let sessions = Arc::new(LocalSessionManager::default());
+    let mut sessions = LocalSessionManager::default();
+    sessions.session_config.keep_alive = Some(Duration::from_millis(cfg.session_idle_timeout_ms));
+    let sessions = Arc::new(sessions);
     let origins: Vec<String> = cfg.cors_origins.iter().chain(&cfg.allowed_origins).cloned().collect();
     let mut mcp_cfg = StreamableHttpServerConfig::default()
         .with_cancellation_token(ct)
@@ -56,7 +69,7 @@ pub fn router(server: Arc<Server>, cfg: ServerConfig, ct: CancellationToken) -> 
         sessions.clone(),
         mcp_cfg,
     );
-    let state = AppState { server, cfg: Arc::new(cfg), sessions };
+    let state = AppState { server, cfg: Arc::new(cfg), sessions, owners: Arc::default() };
 
     let authed = Router::new()
         .route("/v1/tools", get(list_tools))
@@ -148,7 +161,9 @@ async fn require_https(State(st): State<AppState>, req: Request, next: Next) -> 
     next.run(req).await
 }
 
-/// Bearer token → `Caller` in the request extensions; refusals audited.
+/// Bearer token → `Caller` in the request extensions. Refusals are
+/// rate-limited per source (429 past the burst) and audited in aggregate:
+/// see [`unauth`].
 async fn authenticate(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
     let token = bearer(req.headers());
     match st.server.tokens.verify(token.unwrap_or(""), gate::tokens::now_secs()) {
@@ -157,9 +172,30 @@ async fn authenticate(State(st): State<AppState>, mut req: Request, next: Next) 
             next.run(req).await
         }
         Err(e) => {
-            let path = req.uri().path();
-            let tool = path.strip_prefix("/v1/tools/").and_then(|p| p.strip_suffix("/call")).unwrap_or(path);
-            st.server.refuse(&gate::token_refusal(&e), tool, "anonymous").await.into_response()
+            let ip = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+            let source = unauth::source_key(ip);
+            let now = Instant::now();
+            let u = &st.server.unauthenticated;
+            let (refusal, key) = match u.take(&source, now) {
+                Ok(()) => (gate::token_refusal(&e), unauth::reason_key(&e)),
+                Err(wait) => (
+                    gate::Refusal {
+                        stage: gate::Stage::Token,
+                        code: "rate_limited",
+                        message: format!(
+                            "too many unauthenticated requests from {source} ([server] unauthenticated_requests_per_minute); retry in {} s with a valid token",
+                            gate::rate::retry_after_secs(wait)
+                        ),
+                        retry_after: Some(wait),
+                    },
+                    "rate_limited",
+                ),
+            };
+            st.server.metrics.record_refusal(super::names::UNKNOWN, refusal.stage.as_str());
+            for event in u.note(&source, key, &refusal.message, req.uri().path(), now) {
+                st.server.audit_gate(event).await;
+            }
+            ApiError::from(&refusal).into_response()
         }
     }
 }
@@ -171,20 +207,65 @@ fn bearer(h: &HeaderMap) -> Option<&str> {
 }
 
 /// `max_sessions`: a new MCP session (a POST without `Mcp-Session-Id`)
-/// is refused with 503 when the table is full.
+/// is refused with 503 when the table is full, and with 429 when the
+/// caller's token already holds `max_sessions_per_token`.
 async fn limit_sessions(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    if req.uri().path().starts_with("/mcp") && req.method() == Method::POST && !req.headers().contains_key("mcp-session-id") {
-        let open = st.sessions.sessions.read().await.len();
-        if open >= st.cfg.max_sessions {
+    if !(req.uri().path().starts_with("/mcp") && req.method() == Method::POST && !req.headers().contains_key("mcp-session-id")) {
+        return next.run(req).await;
+    }
+    let live: HashSet<String> = st.sessions.sessions.read().await.keys().map(|k| k.to_string()).collect();
+    let open = live.len();
+    if open >= st.cfg.max_sessions {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_sessions",
+            format!("{open} MCP sessions are open, the [server] max_sessions limit; close one (DELETE /mcp) or retry later"),
+        )
+        .into_response();
+    }
+    let owner = req.extensions().get::<Caller>().map(|c| c.token_id.clone().unwrap_or_else(|| c.name.clone())).unwrap_or_default();
+    let cap = st.cfg.sessions_per_token();
+    {
+        let mut o = st.owners.lock().unwrap_or_else(|e| e.into_inner());
+        o.by_session.retain(|id, _| live.contains(id));
+        let held = o.by_session.values().filter(|v| **v == owner).count() + o.opening.get(&owner).copied().unwrap_or(0);
+        if held >= cap {
+            tracing::info!(token = %owner, held, "refused an MCP session: the token holds max_sessions_per_token");
             return ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
+                StatusCode::TOO_MANY_REQUESTS,
                 "too_many_sessions",
-                format!("{open} MCP sessions are open, the [server] max_sessions limit; close one (DELETE /mcp) or retry later"),
+                format!("this token holds {held} MCP sessions, the [server] max_sessions_per_token = {cap} limit; close one (DELETE /mcp) or let it idle out"),
             )
             .into_response();
         }
+        *o.opening.entry(owner.clone()).or_default() += 1;
     }
-    next.run(req).await
+    let opening = Opening { owners: st.owners.clone(), owner };
+    let resp = next.run(req).await;
+    if let Some(id) = resp.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()) {
+        let mut o = st.owners.lock().unwrap_or_else(|e| e.into_inner());
+        o.by_session.insert(id.to_string(), opening.owner.clone());
+    }
+    drop(opening);
+    resp
+}
+
+/// A session being opened, counted against its token until the response.
+struct Opening {
+    owners: Arc<Mutex<SessionOwners>>,
+    owner: String,
+}
+
+impl Drop for Opening {
+    fn drop(&mut self) {
+        let mut o = self.owners.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = o.opening.get_mut(&self.owner) {
+            *n -= 1;
+            if *n == 0 {
+                o.opening.remove(&self.owner);
+            }
+        }
+    }
 }
 
 /// 200 when calls are accepted; 503 while the audit log cannot be written.
@@ -233,19 +314,6 @@ async fn list_tools(State(st): State<AppState>, axum::Extension(caller): axum::E
     }
 }
 
-/// The dotted name for `name`, which may be an OpenAI name (`text__greet`).
-fn resolve_name(server: &Server, name: &str) -> String {
-    if name.contains('.') || !name.contains("__") {
-        return name.to_string();
-    }
-    for tool in server.host.tools().values() {
-        if let Some(f) = tool.loaded.functions.iter().find(|f| openai_name(&f.name) == name) {
-            return f.name.clone();
-        }
-    }
-    name.to_string()
-}
-
 async fn call_tool(
     State(st): State<AppState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -270,8 +338,10 @@ async fn call_tool(
     if !args.is_object() {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_arguments", "arguments must be a JSON object of named parameters, e.g. {\"name\": \"x\"}"));
     }
-    let name = resolve_name(&st.server, &name);
-    let result = st.server.call(&caller, &name, &args).await?;
+    // The call runs in its own task: a client that goes away does not stop
+    // it, and it is recorded either way. `name` may be any spelling; the
+    // server resolves it to the canonical one before the gate.
+    let result = st.server.call(caller, name, args, None).await?;
     Ok(Json(json!({ "result": result })))
 }
 

@@ -6,6 +6,7 @@
 
 use super::{ApiError, Server, ToolView};
 use crate::gate::Caller;
+use crate::runtime::Cancel;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, InitializeResult,
     ListToolsResult, PaginatedRequestParams, ServerCapabilities, Tool,
@@ -133,7 +134,22 @@ impl ServerHandler for McpHandler {
             return Ok(failure(&ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "unauthorized", "no authenticated caller on this request")).into());
         };
         let args = Value::Object(request.arguments.unwrap_or_default());
-        let result = match self.server.call(&caller, &request.name, &args).await {
+        // `notifications/cancelled` (or the session ending) cancels the
+        // call: the guest is stopped and the call recorded `cancelled`.
+        // While the server drains, calls run on until the grace period ends.
+        let cancel = Cancel::new();
+        let call = self.server.call(caller, request.name.to_string(), args, Some(cancel.clone()));
+        tokio::pin!(call);
+        let outcome = tokio::select! {
+            r = &mut call => r,
+            _ = context.ct.cancelled() => {
+                if !self.server.draining() {
+                    cancel.cancel("the caller cancelled it (MCP notifications/cancelled, or its session ended)");
+                }
+                call.await
+            }
+        };
+        let result = match outcome {
             Ok(v) => success(v),
             Err(e) => failure(&e),
         };

@@ -52,6 +52,15 @@ impl Metrics {
         InFlight(self)
     }
 
+    /// A call task started (paired with [`Metrics::leave`]).
+    pub fn enter(&self) {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub fn leave(&self) {
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+
     pub fn in_flight(&self) -> i64 {
         self.in_flight.load(Ordering::SeqCst)
     }

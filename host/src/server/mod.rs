@@ -9,18 +9,24 @@ pub mod error;
 pub mod http;
 pub mod mcp;
 pub mod metrics;
+pub mod names;
 pub mod reload;
 pub mod run;
+pub mod unauth;
 
 use crate::config::{Config, ServerConfig};
+use crate::error::CallError;
 use crate::gate::{self, ApprovalNeed, Approvals, Caller, Gate, Refusal, TokenKey};
 use crate::host::Host;
+use crate::runtime::Cancel;
+use axum::http::StatusCode;
 pub use error::ApiError;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio_util::sync::CancellationToken;
 
 pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
@@ -36,6 +42,21 @@ pub fn validate_server_config(s: &ServerConfig) -> Result<(), String> {
     }
     if s.max_sessions == 0 {
         return Err("[server] max_sessions = 0 would refuse every MCP session; use 1 or more".into());
+    }
+    if let Some(n) = s.max_sessions_per_token.filter(|n| *n == 0 || *n > s.max_sessions) {
+        return Err(format!(
+            "[server] max_sessions_per_token = {n} is out of range; use 1..={} (at most max_sessions)",
+            s.max_sessions
+        ));
+    }
+    if s.session_idle_timeout_ms < 1000 || s.session_idle_timeout_ms > 86_400_000 {
+        return Err(format!("[server] session_idle_timeout_ms = {} is out of range; use 1000..=86400000 (1 s to 24 h)", s.session_idle_timeout_ms));
+    }
+    if s.unauthenticated_requests_per_minute == 0 || s.unauthenticated_requests_per_minute > 1_000_000 {
+        return Err(format!("[server] unauthenticated_requests_per_minute = {} is out of range; use 1..=1000000", s.unauthenticated_requests_per_minute));
+    }
+    if s.unauthenticated_burst == 0 || s.unauthenticated_burst > 1_000_000 {
+        return Err(format!("[server] unauthenticated_burst = {} is out of range; use 1..=1000000", s.unauthenticated_burst));
     }
     for (key, list) in [("cors_origins", &s.cors_origins), ("allowed_origins", &s.allowed_origins)] {
         for (i, o) in list.iter().enumerate() {
@@ -72,6 +93,29 @@ pub struct Server {
     /// Whether the admin endpoint is served (approvals can be decided).
     approver_available: AtomicBool,
     pub config_path: PathBuf,
+    /// Set when shutdown begins: new calls are refused.
+    draining: AtomicBool,
+    /// Cancelled when the shutdown grace period is over.
+    stop_calls: CancellationToken,
+    /// Refusals before authentication, aggregated per source.
+    pub unauthenticated: unauth::Unauthenticated,
+}
+
+/// Counts a call task in flight (for shutdown) from before it is spawned
+/// until it has recorded everything.
+struct CallGuard(Arc<Server>);
+
+impl CallGuard {
+    fn enter(server: Arc<Server>) -> CallGuard {
+        server.metrics.enter();
+        CallGuard(server)
+    }
+}
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        self.0.metrics.leave();
+    }
 }
 
 impl Server {
@@ -80,6 +124,7 @@ impl Server {
         let cfg = Config::load(&config_path)?;
         let gate = Gate::new(&cfg.gate).map_err(|m| anyhow::anyhow!("{}: {m}", cfg.source))?;
         let tokens = TokenKey::open_or_create(&cfg.resolve_path(&cfg.gate.token_key)).map_err(|m| anyhow::anyhow!("{}: [gate] token_key: {m}", cfg.source))?;
+        let cfg_server = cfg.server.clone();
         let host = Host::open(cfg).await?;
         Ok(Arc::new(Server {
             host: Arc::new(host),
@@ -90,6 +135,9 @@ impl Server {
             peers: mcp::Peers::default(),
             approver_available: AtomicBool::new(false),
             config_path,
+            draining: AtomicBool::new(false),
+            stop_calls: CancellationToken::new(),
+            unauthenticated: unauth::Unauthenticated::new(&cfg_server),
         }))
     }
 
@@ -149,15 +197,14 @@ impl Server {
     /// The metrics label for a requested name: the name if it is a loaded
     /// function, else `<unknown>`, so callers cannot mint label values.
     pub fn metric_label(&self, name: &str) -> String {
-        let tool = name.split_once('.').map_or(name, |(t, _)| t);
-        match self.host.tools().get(tool) {
-            Some(t) if t.loaded.functions.iter().any(|f| f.name == name) => name.to_string(),
-            _ => "<unknown>".to_string(),
+        match names::resolve(&self.host.tools(), name) {
+            names::Resolved::Function(f) if f == name => f,
+            _ => names::UNKNOWN.to_string(),
         }
     }
 
     /// Records a refusal in the audit log and metrics, and returns it as
-    /// the caller's error.
+    /// the caller's error. `tool` is a canonical name or a fixed label.
     pub async fn refuse(&self, r: &Refusal, tool: &str, caller: &str) -> ApiError {
         tracing::info!(tool, caller, stage = r.stage.as_str(), reason = %r.message, "gate refused a request");
         self.metrics.record_refusal(&self.metric_label(tool), r.stage.as_str());
@@ -165,25 +212,93 @@ impl Server {
         ApiError::from(r)
     }
 
-    /// One call, whatever the protocol: gate, host, output gate.
-    pub async fn call(&self, caller: &Caller, name: &str, args: &Value) -> Result<Value, ApiError> {
-        let _in_flight = self.metrics.start_call();
+    /// Whether shutdown has begun (new calls are refused).
+    pub fn draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Starts shutdown: new calls are refused with 503; calls in flight go on.
+    pub fn begin_drain(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    /// Cancels every call still in flight; each is recorded `cancelled`.
+    pub fn cancel_calls(&self) {
+        self.stop_calls.cancel();
+    }
+
+    /// Waits until no call task is left or `deadline` passes; true if none is.
+    pub async fn wait_calls(&self, deadline: Instant) -> bool {
+        while self.metrics.in_flight() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.metrics.in_flight() == 0
+    }
+
+    /// One call, whatever the protocol: name resolution, gate, host, output
+    /// gate. It runs in its own task, so it finishes and is recorded
+    /// whatever happens to the caller's request (a disconnect drops only
+    /// the wait for it). `cancel` stops it (MCP `notifications/cancelled`);
+    /// so does server shutdown after `shutdown_grace_ms`.
+    pub async fn call(self: &Arc<Self>, caller: Caller, name: String, args: Value, cancel: Option<Cancel>) -> Result<Value, ApiError> {
+        if self.draining() {
+            return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the server is shutting down and takes no new calls; retry on another instance or after it restarts"));
+        }
+        let guard = CallGuard::enter(self.clone());
+        let cancel = cancel.unwrap_or_default();
+        let task = tokio::spawn(async move {
+            let server = guard.0.clone();
+            let work = server.run_call(&caller, &name, &args, &cancel);
+            tokio::pin!(work);
+            let result = tokio::select! {
+                r = &mut work => r,
+                _ = server.stop_calls.cancelled() => {
+                    cancel.cancel("the server shut down before the call finished ([server] shutdown_grace_ms)");
+                    work.await
+                }
+            };
+            drop(guard);
+            result
+        });
+        match task.await {
+            Ok(r) => r,
+            Err(e) => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "host_error", format!("the call task failed: {e}"))),
+        }
+    }
+
+    /// The body of [`Server::call`], in the call's own task.
+    async fn run_call(&self, caller: &Caller, requested: &str, args: &Value, cancel: &Cancel) -> Result<Value, ApiError> {
         let who = caller.audit_name();
         let gate = self.gate();
-        let admitted = match gate.admit(&self.approvals, caller, name, args, &self.approval_need(name)).await {
-            Ok(a) => a,
-            Err(r) => return Err(self.refuse(&r, name, &who).await),
+        let name = match self.canonical(&gate, caller, requested) {
+            Ok(n) => n,
+            Err(e) => return Err(self.unknown_name(&gate, caller, &who, requested, e).await),
+        };
+        let name = name.as_str();
+        let need = self.approval_need(name);
+        let admit = gate.admit(&self.approvals, caller, name, args, &need);
+        let admitted = tokio::select! {
+            r = admit => match r {
+                Ok(a) => a,
+                Err(r) => return Err(self.refuse(&r, name, &who).await),
+            },
+            _ = cancel.cancelled() => {
+                let reason = format!("cancelled before it ran: {}", cancel.reason());
+                self.audit_gate(gate::gate_event(name, &who, gate::Stage::Approval, "deny", &reason)).await;
+                return Err(ApiError::from(&CallError::Cancelled { reason: cancel.reason() }));
+            }
         };
         if let Some(approver) = &admitted.approved_by {
             self.audit_gate(gate::gate_event(name, &who, gate::Stage::Approval, "allow", &format!("approved by {approver}"))).await;
         }
         let started = Instant::now();
-        let record = self.host.call(name, args, &who).await;
+        let (tool, function) = name.split_once('.').unwrap_or((name, ""));
+        let record = self.host.call_tool_cancellable(tool, function, args, &who, Some(cancel.clone())).await;
         let outcome = record.outcome.as_ref().map_or_else(|e| e.code(), |_| "ok");
-        let label = if record.outcome.is_ok() { name.to_string() } else { self.metric_label(name) };
-        self.metrics.record_call(&label, outcome, started.elapsed(), record.denials.iter().map(|d| d.kind.as_str()));
+        self.metrics.record_call(name, outcome, started.elapsed(), record.denials.iter().map(|d| d.kind.as_str()));
         if !record.stdout.is_empty() || !record.stderr.is_empty() {
-            tracing::debug!(tool = name, stdout = %record.stdout, stderr = %record.stderr, "guest output");
+            let (stdout, stderr) = (gate.redact_text(&record.stdout), gate.redact_text(&record.stderr));
+            tracing::debug!(tool = name, stdout = %stdout, stderr = %stderr, "guest output");
         }
         match record.outcome {
             Ok(v) => match gate.filter_output(v) {
@@ -195,8 +310,86 @@ impl Server {
                 }
                 Err(r) => Err(self.refuse(&r, name, &who).await),
             },
-            Err(e) => Err(ApiError::from(&e)),
+            Err(e) => Err(self.filter_error(&gate, name, &who, &e).await),
         }
+    }
+
+    /// A call error as the agent will see it, through the same output policy
+    /// as results: the tool's `max_output_bytes` on its `err` value, then
+    /// `blocked_output_patterns` / `output_action` and `[gate]
+    /// max_output_bytes` over the message and every detail (trap text with
+    /// a guest's panic message, the `err` value).
+    async fn filter_error(&self, gate: &Gate, name: &str, who: &str, e: &CallError) -> ApiError {
+        if let CallError::ToolError { value } = e {
+            let tool = name.split_once('.').map_or(name, |(t, _)| t);
+            let limit = self.host.tools().get(tool).map(|t| t.plan.limits.max_output_bytes);
+            let size = serde_json::to_vec(value).map_or(usize::MAX, |v| v.len());
+            if let Some(limit) = limit.filter(|l| size > *l) {
+                let reason = format!("the tool's error value is {size} bytes, over max_output_bytes = {limit}; it was not returned");
+                self.audit_gate(gate::gate_event(name, who, gate::Stage::Content, "deny", &reason)).await;
+                return ApiError::from(&CallError::OutputLimit { size: size as u64, limit: limit as u64 });
+            }
+        }
+        let mut api = ApiError::from(e);
+        let returned = json!({"message": api.message, "detail": api.detail});
+        match gate.filter_returned(returned, "error") {
+            Ok((v, stripped)) => {
+                if stripped > 0 {
+                    let reason = format!("{stripped} string(s) of the {} error matched blocked_output_patterns", api.code);
+                    self.audit_gate(gate::gate_event(name, who, gate::Stage::Content, "strip", &reason)).await;
+                    if let Value::Object(mut o) = v {
+                        if let Some(Value::String(m)) = o.remove("message") {
+                            api.message = m;
+                        }
+                        api.detail = o.remove("detail").filter(|d| !d.is_null());
+                    }
+                }
+                api
+            }
+            Err(r) => self.refuse(&r, name, who).await,
+        }
+    }
+
+    /// The canonical name for `requested`, or the error to return; an
+    /// error lists only what `caller` may see.
+    fn canonical(&self, gate: &Gate, caller: &Caller, requested: &str) -> Result<String, CallError> {
+        let tools = self.host.tools();
+        match names::resolve(&tools, requested) {
+            names::Resolved::Function(n) => Ok(n),
+            names::Resolved::UnknownTool => {
+                let visible: Vec<&str> = tools.keys().filter(|t| tools[*t].loaded.functions.iter().any(|f| gate.visible(caller, &f.name))).map(String::as_str).collect();
+                Err(CallError::UnknownTool { tool: names::capped(requested.split_once('.').map_or(requested, |(t, _)| t)), hint: format!("; tools: {}", visible.join(", ")) })
+            }
+            names::Resolved::UnknownFunction { tool, candidates } => {
+                let available: Vec<&str> = tools.get(&tool).map(|t| t.loaded.functions.iter().map(|f| f.name.as_str()).filter(|n| gate.visible(caller, n)).collect()).unwrap_or_default();
+                let function = if candidates.len() > 1 {
+                    let seen: Vec<&str> = candidates.iter().map(String::as_str).filter(|n| gate.visible(caller, n)).collect();
+                    format!("{} (it fits more than one function{}; use the full name)", names::capped(requested), if seen.is_empty() { String::new() } else { format!(": {}", seen.join(", ")) })
+                } else {
+                    names::capped(requested)
+                };
+                Err(CallError::UnknownFunction { tool, function, available: available.join(", ") })
+            }
+        }
+    }
+
+    /// A name that is no function: the caller's rate limit applies, and the
+    /// call is recorded under fixed labels (never the caller's string).
+    async fn unknown_name(&self, gate: &Gate, caller: &Caller, who: &str, requested: &str, e: CallError) -> ApiError {
+        if let Err(r) = gate.check_rate(caller, "", Instant::now()) {
+            return self.refuse(&r, names::UNKNOWN, who).await;
+        }
+        let tool = match &e {
+            CallError::UnknownFunction { tool, .. } => tool.clone(),
+            _ => names::UNKNOWN.to_string(),
+        };
+        tracing::info!(caller = who, requested = %names::capped(requested), code = e.code(), "call to a name that is no function");
+        let record = crate::runtime::CallRecord::failed(&tool, names::UNKNOWN, e.clone());
+        self.metrics.record_call(names::UNKNOWN, e.code(), Duration::ZERO, std::iter::empty());
+        if let Err(err) = self.host.audit().record(crate::host::call_events(&record, &json!({}), who)).await {
+            tracing::error!(error = %err, "could not audit a call to an unknown name");
+        }
+        ApiError::from(&e)
     }
 
     /// Re-reads the config file, validates it fully (gate, tools compiled),
@@ -220,5 +413,31 @@ impl Server {
         let audit = self.host.audit().unavailable();
         let status = if audit.is_some() { "audit_unavailable" } else { "ok" };
         json!({"status": status, "audit_error": audit, "tools": self.host.tools().len(), "in_flight": self.metrics.in_flight()})
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_keys_are_validated_with_a_fix() {
+        let ok = ServerConfig::default();
+        assert!(validate_server_config(&ok).is_ok());
+        assert_eq!(ok.sessions_per_token(), 8);
+        assert_eq!(ServerConfig { max_sessions: 3, ..ServerConfig::default() }.sessions_per_token(), 3);
+        let cases: Vec<(ServerConfig, &str)> = vec![
+            (ServerConfig { max_sessions_per_token: Some(0), ..ServerConfig::default() }, "max_sessions_per_token = 0"),
+            (ServerConfig { max_sessions: 4, max_sessions_per_token: Some(5), ..ServerConfig::default() }, "use 1..=4"),
+            (ServerConfig { session_idle_timeout_ms: 10, ..ServerConfig::default() }, "session_idle_timeout_ms = 10"),
+            (ServerConfig { unauthenticated_requests_per_minute: 0, ..ServerConfig::default() }, "unauthenticated_requests_per_minute = 0"),
+            (ServerConfig { unauthenticated_burst: 0, ..ServerConfig::default() }, "unauthenticated_burst = 0"),
+        ];
+        for (cfg, needle) in cases {
+            let e = validate_server_config(&cfg).unwrap_err();
+            assert!(e.contains(needle) && e.contains("[server]"), "{e}");
+        }
+        let e = crate::config::Config::parse("[server]\nmax_session_per_token = 2\n", "w.toml", std::path::Path::new(".")).unwrap_err();
+        assert!(e.to_string().contains("unknown field"), "{e}");
     }
 }

@@ -30,6 +30,9 @@ pub async fn serve(opts: ServeOptions) -> Result<(), Failure> {
     let ct = CancellationToken::new();
     spawn_signal_handler(ct.clone());
     let reloader = reload::spawn(server.clone(), ct.clone());
+    let flusher = spawn_unauthenticated_flusher(server.clone(), ct.clone());
+    // MCP sessions outlive the signal until calls in flight are done.
+    let sessions_ct = CancellationToken::new();
 
     let http = if !opts.stdio || opts.listen.is_some() {
         let addr = opts.listen.clone().unwrap_or_else(|| cfg.server.listen.clone());
@@ -38,11 +41,13 @@ pub async fn serve(opts: ServeOptions) -> Result<(), Failure> {
             .map_err(|e| usage(format!("cannot listen on {addr}: {e}; pick another address with --listen or [server] listen")))?;
         let local = listener.local_addr().map(|a| a.to_string()).unwrap_or(addr);
         server.set_approver_available(true);
-        let app = super::http::router(server.clone(), cfg.server.clone(), ct.child_token());
+        let app = super::http::router(server.clone(), cfg.server.clone(), sessions_ct.clone());
         eprintln!("wasmward: listening on http://{local} (MCP at /mcp, API at /v1, /healthz, /metrics)");
         let stop = ct.clone();
         Some(tokio::spawn(async move {
-            axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await
+            axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
         }))
     } else {
         None
@@ -56,11 +61,18 @@ pub async fn serve(opts: ServeOptions) -> Result<(), Failure> {
         let handler = McpHandler::new(server.clone(), Mode::Stdio(caller));
         let running = handler.serve(rmcp::transport::stdio()).await.map_err(|e| usage(format!("MCP on stdio failed to start: {e}")))?;
         let stdio_ct = running.cancellation_token();
+        let waiting = running.waiting();
+        tokio::pin!(waiting);
         tokio::select! {
-            r = running.waiting() => {
+            r = &mut waiting => {
                 if let Err(e) = r { tracing::warn!(error = %e, "MCP stdio session ended with an error"); }
             }
-            _ = ct.cancelled() => stdio_ct.cancel(),
+            _ = ct.cancelled() => {
+                // Let the calls in flight answer before the stream closes.
+                drain(&server, Duration::from_millis(cfg.server.shutdown_grace_ms)).await;
+                stdio_ct.cancel();
+                let _ = waiting.await;
+            }
         }
         ct.cancel();
     } else {
@@ -68,26 +80,58 @@ pub async fn serve(opts: ServeOptions) -> Result<(), Failure> {
     }
 
     eprintln!("wasmward: shutting down; finishing calls in flight");
+    drain(&server, Duration::from_millis(cfg.server.shutdown_grace_ms)).await;
+    sessions_ct.cancel();
     if let Some(h) = http {
-        match h.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "HTTP server error"),
-            Err(e) => tracing::error!(error = %e, "HTTP server task failed"),
+        match tokio::time::timeout(Duration::from_secs(10), h).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::error!(error = %e, "HTTP server error"),
+            Ok(Err(e)) => tracing::error!(error = %e, "HTTP server task failed"),
+            Err(_) => tracing::warn!("HTTP connections still open 10 s after the calls ended; closing them"),
         }
     }
     let _ = reloader.await;
-    finish(server, Duration::from_millis(cfg.server.shutdown_grace_ms)).await
+    let _ = flusher.await;
+    finish(server).await
 }
 
-/// Waits for calls in flight, then flushes the audit log.
-async fn finish(server: Arc<Server>, grace: Duration) -> Result<(), Failure> {
-    let deadline = Instant::now() + grace;
-    while server.metrics.in_flight() > 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+/// Shutdown, calls first: refuse new calls, let those in flight finish
+/// within `grace`, then cancel the rest (each is recorded `cancelled`) and
+/// wait until every call task has written its audit rows. Idempotent.
+async fn drain(server: &Arc<Server>, grace: Duration) {
+    server.begin_drain();
+    if server.wait_calls(Instant::now() + grace).await {
+        return;
     }
-    if server.metrics.in_flight() > 0 {
-        tracing::warn!(in_flight = server.metrics.in_flight(), "shutdown grace period over with calls still running");
+    tracing::warn!(in_flight = server.metrics.in_flight(), "shutdown grace period ([server] shutdown_grace_ms) over; cancelling the calls still running");
+    server.cancel_calls();
+    if !server.wait_calls(Instant::now() + Duration::from_secs(30)).await {
+        tracing::error!(in_flight = server.metrics.in_flight(), "calls did not end 30 s after being cancelled");
     }
+}
+
+/// Records the unauthenticated-refusal counts of windows that closed.
+fn spawn_unauthenticated_flusher(server: Arc<Server>, ct: CancellationToken) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                _ = ct.cancelled() => return,
+            }
+            for event in server.unauthenticated.flush(Instant::now(), false) {
+                server.audit_gate(event).await;
+            }
+        }
+    })
+}
+
+/// Records what is left of the unauthenticated-refusal counts, then flushes
+/// the audit log (every call task has ended).
+async fn finish(server: Arc<Server>) -> Result<(), Failure> {
+    for event in server.unauthenticated.flush(Instant::now(), true) {
+        server.audit_gate(event).await;
+    }
+    let deadline = Instant::now();
     let host = server.host.clone();
     drop(server);
     // MCP sessions drop their handles as they wind down.
