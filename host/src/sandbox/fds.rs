@@ -37,6 +37,8 @@ pub struct HandleLimitExceeded {
     pub message: String,
 }
 
+// `rlim_t` is not u64 on every platform.
+#[allow(clippy::unnecessary_cast)]
 fn current_limit() -> Option<(u64, u64)> {
     let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit writes into the struct we own.
