@@ -162,7 +162,7 @@ async fn log_mode_lets_network_through_but_not_programs_files_or_private_ips() {
     assert_eq!(calls.len(), 8);
     assert_call(&calls[0], "disco.caps.tcp-connect", "ok", &[logged("net", "connect", &tcp_addr, not_listed)]);
     assert_call(&calls[1], "disco.caps.resolve", "ok", &[logged("net", "lookup", "localhost", "name is not on allowed_network_hosts")]);
-    assert_call(&calls[2], "disco.caps.spawn", "tool_error", &[deny("process", "spawn", "echo discovered", "allow_subprocess is false")]);
+    assert_call(&calls[2], "disco.caps.spawn", "denied", &[deny("process", "spawn", "echo discovered", "allow_subprocess is false")]);
     assert_call(&calls[3], "disco.caps.http-get", "ok", &[logged("http", "GET", &format!("http://127.0.0.1:{}", web.port), host_rule)]);
     assert_call(&calls[4], "disco.caps.write-file", "denied", &[deny("fs", "create", &outside, "outside every mount")]);
     assert_call(&calls[5], "disco.caps.write-file", "ok", &[]);
