@@ -515,3 +515,37 @@ async fn errors_traps_and_big_errors_go_through_the_output_policy() {
     let denied = of_kind(&events, "gate").into_iter().filter(|e| e["stage"] == "content" && e["decision"] == "deny").count();
     assert_eq!(denied, 2, "{events:#?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denied_call_s_error_goes_through_the_output_policy_too() {
+    // `denied` carries the tool's own `err` as its cause: the same limits
+    // and patterns apply to it as to a plain `tool_error`.
+    let tool = format!("[[tool]]\nname = \"flood\"\npath = {:?}\n[tool.limits]\nmax_output_bytes = 4096\n", example_wasm("flood").display().to_string());
+    let gate = "[gate]\nblocked_output_patterns = [\"SECRET-[0-9]+\"]\n";
+    let cfg = TestConfig::new(&format!("{tool}\n{gate}"));
+    let s = TestServer::start(&cfg);
+    let tok = cfg.token("reader", "*", &[]);
+
+    let (st, _, v) = call(&s, &tok, "flood.big-error-after-write", json!({"path": "/etc/x", "prefix": "SECRET-99 ", "bytes": 100})).await;
+    assert_eq!((st, v["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("denied")), "{v}");
+    assert!(!v.to_string().contains("SECRET-99"), "{v}");
+    assert_eq!(v["error"]["cause"]["code"], "tool_error", "{v}");
+    assert!(v["error"]["denials"][0]["target"].as_str().unwrap().contains("/etc/x"), "{v}");
+
+    let (st, _, v) = call(&s, &tok, "flood.big-error-after-write", json!({"path": "/etc/x", "prefix": "", "bytes": 2_000_000})).await;
+    assert_eq!((st, v["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("denied")), "{v}");
+    assert_eq!(v["error"]["cause"]["code"], "output_limit", "{v}");
+    assert!(v.to_string().len() < 4000, "{} bytes", v.to_string().len());
+    let (code, log) = s.stop();
+    assert_eq!(code, Some(0), "{log}");
+
+    let events = cfg.audit_events();
+    let content: Vec<_> = of_kind(&events, "gate").into_iter().filter(|e| e["stage"] == "content").collect();
+    let rows = |decision: &str| content.iter().filter(|e| e["decision"] == decision).count();
+    assert_eq!((rows("strip"), rows("deny")), (1, 1), "{content:#?}");
+    let calls = of_kind(&events, "call");
+    assert_eq!(calls.len(), 2, "{calls:#?}");
+    assert!(calls.iter().all(|c| c["outcome"] == "denied" && c["denials"] == 1), "{calls:#?}");
+    // The call row keeps at most 4 kB of the error and its size.
+    assert!(calls[1]["error"].as_str().unwrap().len() <= 4200, "{}", calls[1]["error"].as_str().unwrap().len());
+}

@@ -87,15 +87,40 @@ impl CallError {
         if denied.is_empty() || !fails_after {
             return cause;
         }
-        const SHOWN: usize = 3;
-        let mut message: String = denied.iter().take(SHOWN).map(ToString::to_string).collect::<Vec<_>>().join("; ");
-        let more = total.saturating_sub(SHOWN.min(denied.len()) as u64);
-        if more > 0 {
-            message.push_str(&format!("; and {more} more"));
-        }
-        message.push_str(&format!("; then {cause}"));
+        let message = denied_message(&denied, total, &cause);
         CallError::Denied { message, denials: denied, total, cause: Box::new(cause) }
     }
+
+    /// A `denied` error with its cause replaced (the message follows);
+    /// any other error becomes `cause`.
+    pub fn with_cause(self, cause: CallError) -> CallError {
+        match self {
+            CallError::Denied { denials, total, .. } => {
+                let message = denied_message(&denials, total, &cause);
+                CallError::Denied { message, denials, total, cause: Box::new(cause) }
+            }
+            _ => cause,
+        }
+    }
+}
+
+/// The first refusals, how many more, and the failure after them. The
+/// cause's text is cut to 1 kB here (it is whole in `cause`).
+fn denied_message(denied: &[Denial], total: u64, cause: &CallError) -> String {
+    const SHOWN: usize = 3;
+    const CAUSE_CHARS: usize = 1024;
+    let mut message: String = denied.iter().take(SHOWN).map(ToString::to_string).collect::<Vec<_>>().join("; ");
+    let more = total.saturating_sub(SHOWN.min(denied.len()) as u64);
+    if more > 0 {
+        message.push_str(&format!("; and {more} more"));
+    }
+    let cause = cause.to_string();
+    let shown: String = cause.chars().take(CAUSE_CHARS).collect();
+    message.push_str(&format!("; then {shown}"));
+    if shown.len() < cause.len() {
+        message.push_str(&format!("…[truncated, {} bytes]", cause.len()));
+    }
+    message
 }
 
 #[cfg(test)]

@@ -145,6 +145,14 @@ impl Guest for Flood {
     fn big_error(bytes: u32) -> Result<String, String> {
         Err("e".repeat(bytes as usize))
     }
+
+    fn big_error_after_write(path: String, prefix: String, bytes: u32) -> Result<String, String> {
+        let _ = fs::write(&path, "x");
+        let mut e = prefix;
+        let pad = (bytes as usize).saturating_sub(e.len());
+        e.push_str(&"e".repeat(pad));
+        Err(e)
+    }
 }
 
 export!(Flood);

@@ -320,17 +320,25 @@ impl Server {
     /// max_output_bytes` over the message and every detail (trap text with
     /// a guest's panic message, the `err` value).
     async fn filter_error(&self, gate: &Gate, name: &str, who: &str, e: &CallError) -> ApiError {
-        if let CallError::ToolError { value } = e {
+        // The tool's own `err` value, also when it came after a refusal
+        // (`denied` carries it as its cause).
+        let tool_err = match e {
+            CallError::Denied { cause, .. } => cause.as_ref(),
+            other => other,
+        };
+        let mut replaced = None;
+        if let CallError::ToolError { value } = tool_err {
             let tool = name.split_once('.').map_or(name, |(t, _)| t);
             let limit = self.host.tools().get(tool).map(|t| t.plan.limits.max_output_bytes);
             let size = serde_json::to_vec(value).map_or(usize::MAX, |v| v.len());
             if let Some(limit) = limit.filter(|l| size > *l) {
                 let reason = format!("the tool's error value is {size} bytes, over max_output_bytes = {limit}; it was not returned");
                 self.audit_gate(gate::gate_event(name, who, gate::Stage::Content, "deny", &reason)).await;
-                return ApiError::from(&CallError::OutputLimit { size: size as u64, limit: limit as u64 });
+                let cut = CallError::OutputLimit { size: size as u64, limit: limit as u64 };
+                replaced = Some(e.clone().with_cause(cut));
             }
         }
-        let mut api = ApiError::from(e);
+        let mut api = ApiError::from(replaced.as_ref().unwrap_or(e));
         let returned = json!({"message": api.message, "detail": api.detail});
         match gate.filter_returned(returned, "error") {
             Ok((v, stripped)) => {
