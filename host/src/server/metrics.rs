@@ -67,11 +67,12 @@ impl Metrics {
 
     /// One finished call: outcome `ok` or an error code; its sandbox
     /// denials by capability.
-    pub fn record_call<'k>(&self, tool: &str, outcome: &str, took: Duration, denials: impl Iterator<Item = &'k str>) {
+    /// `denials`: (kind, how many) pairs, summarised denials included.
+    pub fn record_call<'k>(&self, tool: &str, outcome: &str, took: Duration, denials: impl Iterator<Item = (&'k str, u64)>) {
         let mut t = self.tables();
         *t.calls.entry((tool.into(), outcome.into())).or_default() += 1;
-        for kind in denials {
-            *t.denials.entry((tool.into(), kind.into())).or_default() += 1;
+        for (kind, n) in denials {
+            *t.denials.entry((tool.into(), kind.into())).or_default() += n;
         }
         let h = t.latency.entry(tool.into()).or_default();
         let secs = took.as_secs_f64();
@@ -138,13 +139,14 @@ mod tests {
         }
         m.record_call("text.greet", "ok", Duration::from_micros(300), std::iter::empty());
         m.record_call("text.greet", "ok", Duration::from_millis(30), std::iter::empty());
-        m.record_call("hostile.net", "ok", Duration::from_millis(2), ["network", "network"].into_iter());
+        m.record_call("hostile.net", "ok", Duration::from_millis(2), [("network", 1), ("network", 1), ("fs", 40)].into_iter());
         m.record_refusal("text.greet", "rate_limit");
         m.record_refusal("x\"y", "filter");
         let text = m.render(3, 2);
         for line in [
             "wasmward_calls_total{tool=\"text.greet\",outcome=\"ok\"} 2",
             "wasmward_denials_total{tool=\"hostile.net\",kind=\"network\"} 2",
+            "wasmward_denials_total{tool=\"hostile.net\",kind=\"fs\"} 40",
             "wasmward_gate_refusals_total{tool=\"text.greet\",stage=\"rate_limit\"} 1",
             "wasmward_gate_refusals_total{tool=\"x\\\"y\",stage=\"filter\"} 1",
             "wasmward_rate_limited_total 1",

@@ -295,7 +295,8 @@ impl Server {
         let (tool, function) = name.split_once('.').unwrap_or((name, ""));
         let record = self.host.call_tool_cancellable(tool, function, args, &who, Some(cancel.clone())).await;
         let outcome = record.outcome.as_ref().map_or_else(|e| e.code(), |_| "ok");
-        self.metrics.record_call(name, outcome, started.elapsed(), record.denials.iter().map(|d| d.kind.as_str()));
+        let denials = record.denials.iter().map(|d| (d.kind.as_str(), 1)).chain(record.denials_summarized.iter().map(|s| (s.kind.as_str(), s.count)));
+        self.metrics.record_call(name, outcome, started.elapsed(), denials);
         if !record.stdout.is_empty() || !record.stderr.is_empty() {
             let (stdout, stderr) = (gate.redact_text(&record.stdout), gate.redact_text(&record.stderr));
             tracing::debug!(tool = name, stdout = %stdout, stderr = %stderr, "guest output");
