@@ -4,6 +4,12 @@
 # unit and end-to-end tests of the whole workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The TLS test makes its CA with the openssl command line.
+if ! command -v openssl >/dev/null; then
+  echo "installing openssl (Debian package) for the TLS test..." >&2
+  sudo_=""; [ "$(id -u)" = 0 ] || sudo_=sudo
+  $sudo_ apt-get update -qq && $sudo_ apt-get install -y -qq openssl >/dev/null
+fi
 scripts/build-tools.sh
 scripts/build-lang-tools.sh
 export WASMWARD_EXAMPLE_TOOLS_BUILT=1

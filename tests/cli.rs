@@ -5,31 +5,11 @@
 
 mod common;
 
-use common::{repo_root, tool_entry, tool_path, TestDir};
+use common::{repo_root, run, tool_entry, tool_path, wasmward, wasmward_with_cache, TestDir};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::process::{Command, Output};
-
-/// The binary, run in `dir` with every cache and data dir inside it.
-fn wasmward(dir: &TestDir) -> Command {
-    wasmward_with_cache(dir, &dir.cache_dir())
-}
-
-fn wasmward_with_cache(dir: &TestDir, cache: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_wasmward"));
-    c.current_dir(dir.path())
-        .env("WASMWARD_CACHE_DIR", cache)
-        .env("XDG_DATA_HOME", dir.path().join("xdg-data"))
-        .env("XDG_CACHE_HOME", dir.path().join("xdg-cache"))
-        .env_remove("RUST_LOG")
-        .env_remove("WASMWARD_AUDIT_KEY");
-    c
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
-}
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

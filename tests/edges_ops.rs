@@ -9,7 +9,7 @@
 mod common;
 mod policy_support;
 
-use common::{tool_path, TestDir};
+use common::{run, tool_path, wasmward, TestDir};
 use policy_support::*;
 use serde_json::json;
 use std::fs;
@@ -183,20 +183,6 @@ async fn a_mount_root_swapped_for_a_symlink_after_load_fails_the_call() {
 
 // ----------------------------------------------------------------- CLI
 
-fn wasmward(dir: &TestDir) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_wasmward"));
-    c.current_dir(dir.path())
-        .env("WASMWARD_CACHE_DIR", dir.cache_dir())
-        .env("XDG_DATA_HOME", dir.path().join("xdg-data"))
-        .env("XDG_CACHE_HOME", dir.path().join("xdg-cache"))
-        .env_remove("RUST_LOG")
-        .env_remove("WASMWARD_AUDIT_KEY");
-    c
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
-}
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()

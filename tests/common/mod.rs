@@ -128,3 +128,23 @@ pub fn audit_calls(db: &Path) -> Vec<AuditCall> {
 pub fn tool_entry(name: &str, example: &str, extra: &str) -> String {
     format!("[[tool]]\nname = {name:?}\npath = {:?}\n{extra}\n", tool_path(example).display().to_string())
 }
+
+/// The `wasmward` binary, run in `dir` with every cache and data dir inside it.
+pub fn wasmward(dir: &TestDir) -> std::process::Command {
+    wasmward_with_cache(dir, &dir.cache_dir())
+}
+
+pub fn wasmward_with_cache(dir: &TestDir, cache: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_wasmward"));
+    c.current_dir(dir.path())
+        .env("WASMWARD_CACHE_DIR", cache)
+        .env("XDG_DATA_HOME", dir.path().join("xdg-data"))
+        .env("XDG_CACHE_HOME", dir.path().join("xdg-cache"))
+        .env_remove("RUST_LOG")
+        .env_remove("WASMWARD_AUDIT_KEY");
+    c
+}
+
+pub fn run(cmd: &mut std::process::Command) -> std::process::Output {
+    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
