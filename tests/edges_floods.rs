@@ -53,6 +53,7 @@ fn limit(l: &str, requested: u64, configured: u64, count: u64) -> LimitEvent {
         function: String::new(),
         caller: "test".into(),
         limit: l.into(),
+        mount: None,
         requested,
         configured,
         count,
@@ -143,7 +144,7 @@ async fn writes_past_max_write_bytes_are_refused_on_every_path() {
 
     for r in [&write, &append, &pwrite, &grow] {
         match err(r) {
-            CallError::WriteLimit { limit, requested } => {
+            CallError::WriteLimit { limit, requested, mount: None } => {
                 assert_eq!(*limit, MIB);
                 assert!(*requested > MIB, "{requested}");
             }
