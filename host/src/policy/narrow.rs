@@ -241,6 +241,29 @@ impl Cx<'_> {
                 mounts.push(mount);
             }
         }
+        // Bytes written through another write mount whose host directory
+        // overlaps a quota mount's would land in it uncharged. (A ceiling
+        // is never a sandbox: its mounts may overlap.)
+        let is_tool = !matches!(self.scope, Scope::Defaults);
+        for (i, m) in mounts.iter().enumerate().filter(|_| is_tool) {
+            for (j, q) in mounts.iter().enumerate() {
+                if i == j || q.quota_bytes.is_none() || m.mode != MountMode::Rw {
+                    continue;
+                }
+                if m.host.starts_with(&q.host) || q.host.starts_with(&m.host) {
+                    let later = i.max(j);
+                    let p = Problem::new(
+                        ErrorKind::MountConflict,
+                        format!(
+                            "write mount {} overlaps on the host with {}, which has quota_bytes: writes through one would escape the quota",
+                            m.guest, q.guest
+                        ),
+                        "mount host directories that do not contain each other, or drop the quota",
+                    );
+                    return Err(p.at(&self.scope, &origin[later].0, &origin[later].1));
+                }
+            }
+        }
         MountTable::new(mounts).map_err(|(i, p)| p.at(&self.scope, &origin[i].0, &origin[i].1))
     }
 
@@ -625,6 +648,10 @@ pub(super) mod tests {
             Err((ErrorKind::OutsideCeiling, "policy.allowed_write_paths[0].quota_bytes = \"1001\": exceeds defaults.policy's quota_bytes = 1000 on the mount it is under. Fix: set quota_bytes to at most 1000"))),
         (Some("allowed_write_paths = [\"{T}\", { host = \"{T}/out\", guest = \"/o\", quota_bytes = 100 }]"), Some("allowed_write_paths = [\"{T}/out\", \"{T}/data\"]"),
             Ok(&["allowed_write_paths = [{ guest = \"{T}/out\", host = \"{T}/out\", quota_bytes = 100 }, \"{T}/data\"]"])),
+        (None, Some("allowed_write_paths = [{ host = \"{T}\", guest = \"/all\" }, { host = \"{T}/out\", guest = \"/o\", quota_bytes = 10 }]"),
+            Err((ErrorKind::MountConflict, "allowed_write_paths[1] = \"/o\": write mount /all overlaps on the host with /o, which has quota_bytes"))),
+        (None, Some("allowed_read_paths = [{ host = \"{T}/out\", guest = \"/r\" }]\nallowed_write_paths = [{ host = \"{T}/out\", guest = \"/o\", quota_bytes = 10 }]"),
+            Ok(&["allowed_read_paths = [{ guest = \"/r\", host = \"{T}/out\" }]"])),
         (Some("allowed_write_paths = [{ host = \"{T}\", quota_bytes = 1000 }]"), Some("allowed_read_paths = [\"{T}/out\"]"),
             Ok(&["allowed_read_paths = [\"{T}/out\"]"])),
         // A mount root that is itself a symlink is refused; name the target instead.

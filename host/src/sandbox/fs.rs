@@ -757,6 +757,13 @@ impl FsGuard {
     /// quota; past either the guest gets `insufficient-space` (ENOSPC) and
     /// the limit hit is recorded.
     fn charge_write(&self, fd: u32, n: u64) -> FsResult<()> {
+        if self.quotas.is_empty() {
+            // No quota mount (most tools): only the call's budget.
+            return match &self.budget {
+                Some(b) if b.charge(n).is_err() => Err(ErrorCode::InsufficientSpace.into()),
+                _ => Ok(()),
+            };
+        }
         match self.charge_for(fd).charge(n) {
             Err(_) => Err(ErrorCode::InsufficientSpace.into()),
             Ok(()) => Ok(()),
