@@ -1,7 +1,8 @@
 //! Issue 8, bounded floods and refusal causes, end to end with the `flood`
 //! tool: a loop of refused stats (denial rows capped, targets truncated),
 //! a 5 MB tool error (cut in the call row), writes past `max_write_bytes`
-//! (every write path), socket creation without a network grant, the handle
+//! (every write path), a mount quota across calls (and renames into it),
+//! socket creation without a network grant, the handle
 //! cap, `exit`, a refused allocation the guest handles, and a failure after
 //! a sandbox refusal (reported as `denied`). Each test asserts what the
 //! guest or agent saw and the audit rows.
@@ -234,6 +235,40 @@ async fn a_mount_quota_bounds_what_the_mount_holds_across_calls() {
     assert_eq!(limits_of(&calls[2]), vec![quota_row(MIB + 100 * KIB)], "set-size asks for its growth");
     assert!(calls[1].call.error.as_deref().unwrap().contains("mount /q is full"));
     assert_call(&calls[3], WRITE_BYTES, "ok", &[]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rename_into_a_quota_mount_from_another_mount_is_cross_device() {
+    let dir = TestDir::new();
+    let root = dir.path().canonicalize().unwrap();
+    let (qdir, free) = (root.join("q"), root.join("free"));
+    fs::create_dir(&qdir).unwrap();
+    fs::create_dir(&free).unwrap();
+    fs::write(free.join("big"), vec![0u8; 4096]).unwrap();
+    fs::write(qdir.join("mine"), b"x").unwrap();
+    let policy = format!(
+        "allowed_write_paths = [{{ host = {}, guest = \"/q\", quota_bytes = 100 }}, {{ host = {}, guest = \"/free\" }}]",
+        q(&qdir),
+        q(&free)
+    );
+    let host = open(&dir, &tool("hostile", "hostile", "", Some(&policy))).await;
+    const RENAME: &str = "hostile.caps.rename";
+    let into = call(&host, RENAME, json!({"from": "/free/big", "to": "/q/big"})).await;
+    let within = call(&host, RENAME, json!({"from": "/q/mine", "to": "/q/moved"})).await;
+    let out_of = call(&host, RENAME, json!({"from": "/q/moved", "to": "/free/moved"})).await;
+    host.shutdown().await.unwrap();
+
+    let e = guest_err(&into);
+    assert!(e.starts_with("rename: ") && e.to_lowercase().contains("cross-device"), "{e}");
+    assert_eq!(fs::metadata(free.join("big")).unwrap().len(), 4096);
+    assert!(!qdir.join("big").exists());
+    assert!(within.outcome.is_ok(), "{:?}", within.outcome);
+    assert!(out_of.outcome.is_ok(), "{:?}", out_of.outcome);
+    assert_eq!(fs::read(free.join("moved")).unwrap(), b"x");
+
+    let (calls, _) = audited(&dir.audit_db());
+    assert_call(&calls[0], RENAME, "tool_error", &[]);
+    assert!(calls[0].limits.is_empty());
 }
 
 // ------------------------------------------------------ file descriptors
