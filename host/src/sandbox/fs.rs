@@ -743,8 +743,10 @@ impl FsGuard {
         self.quotas.iter().find(|q| q.guest == m.guest)
     }
 
-    /// What a write through descriptor `fd` is charged to. A descriptor of
-    /// unknown path, when some mount has a quota, is charged to all of them.
+    /// What a write through descriptor `fd` is charged to. Every descriptor
+    /// comes from a preopen or `open-at`, which record its path; should one
+    /// be missing, its writes are charged to the first quota mount rather
+    /// than to none.
     fn charge_for(&self, fd: u32) -> WriteCharge {
         let quota = match self.paths.get(&fd) {
             Some(guest) => self.quota_of(guest).cloned(),
