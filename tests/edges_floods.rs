@@ -1,7 +1,8 @@
 //! Issue 8, bounded floods and refusal causes, end to end with the `flood`
 //! tool: a loop of refused stats (denial rows capped, targets truncated),
 //! a 5 MB tool error (cut in the call row), writes past `max_write_bytes`
-//! (every write path), socket creation without a network grant, the handle
+//! (every write path), a mount quota across calls (and renames into it),
+//! socket creation without a network grant, the handle
 //! cap, `exit`, a refused allocation the guest handles, and a failure after
 //! a sandbox refusal (reported as `denied`). Each test asserts what the
 //! guest or agent saw and the audit rows.
@@ -53,6 +54,7 @@ fn limit(l: &str, requested: u64, configured: u64, count: u64) -> LimitEvent {
         function: String::new(),
         caller: "test".into(),
         limit: l.into(),
+        mount: None,
         requested,
         configured,
         count,
@@ -143,7 +145,7 @@ async fn writes_past_max_write_bytes_are_refused_on_every_path() {
 
     for r in [&write, &append, &pwrite, &grow] {
         match err(r) {
-            CallError::WriteLimit { limit, requested } => {
+            CallError::WriteLimit { limit, requested, mount: None } => {
                 assert_eq!(*limit, MIB);
                 assert!(*requested > MIB, "{requested}");
             }
@@ -175,6 +177,98 @@ async fn writes_past_max_write_bytes_are_refused_on_every_path() {
         assert_call(a, WRITE_BYTES, "ok", &[]);
         assert!(a.limits.is_empty());
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mount_quota_bounds_what_the_mount_holds_across_calls() {
+    let dir = TestDir::new();
+    let root = dir.path().canonicalize().unwrap();
+    let (qdir, free) = (root.join("q"), root.join("free"));
+    fs::create_dir_all(qdir.join("sub")).unwrap();
+    fs::create_dir(&free).unwrap();
+    const KIB: u64 = 1024;
+    // Nearly full before the first call: 900 KiB of a 1 MiB quota, one file
+    // in a subdirectory; a symlink to a big file outside counts nothing.
+    fs::write(qdir.join("sub/old"), vec![0u8; 900 * KIB as usize]).unwrap();
+    fs::write(free.join("big"), vec![0u8; 2 * MIB as usize]).unwrap();
+    std::os::unix::fs::symlink(free.join("big"), qdir.join("link")).unwrap();
+    let policy = format!(
+        "allowed_write_paths = [{{ host = {}, guest = \"/q\", quota_bytes = {MIB} }}, {{ host = {}, guest = \"/free\" }}]",
+        q(&qdir),
+        q(&free)
+    );
+    let host = open(&dir, &flood("", Some(&policy))).await;
+    let fits = call(&host, WRITE_BYTES, json!({"path": "/q/a", "bytes": 100 * KIB, "chunk": 4096, "mode": "write"})).await;
+    // The second call starts with 1000 KiB in the mount: 24 KiB are left.
+    let over = call(&host, WRITE_BYTES, json!({"path": "/q/b", "bytes": 100 * KIB, "chunk": 4096, "mode": "append"})).await;
+    let grow = call(&host, WRITE_BYTES, json!({"path": "/q/c", "bytes": 100 * KIB, "chunk": 1, "mode": "set-size"})).await;
+    // Another mount of the same tool has no quota.
+    let elsewhere = call(&host, WRITE_BYTES, json!({"path": "/free/x", "bytes": 3 * MIB, "chunk": 65536, "mode": "write"})).await;
+    host.shutdown().await.unwrap();
+
+    assert_eq!(ok(&fits), &json!({"ok": 100 * KIB}));
+    assert_eq!(fs::metadata(qdir.join("a")).unwrap().len(), 100 * KIB);
+    for r in [&over, &grow] {
+        match err(r) {
+            CallError::WriteLimit { limit, requested, mount: Some(m) } => {
+                assert_eq!((*limit, m.as_str()), (MIB, "/q"));
+                assert!(*requested > MIB && *requested <= MIB + 100 * KIB, "{requested}");
+            }
+            e => panic!("{}: expected write_limit on /q, got {e:?}", r.function),
+        }
+        let text = err(r).to_string();
+        assert!(text.contains("mount /q is full: quota_bytes = 1048576") && text.contains("raise quota_bytes on that mount"), "{text}");
+    }
+    // What fitted landed; nothing of the refused write did.
+    assert_eq!(fs::metadata(qdir.join("b")).unwrap().len(), 24 * KIB);
+    assert_eq!(fs::metadata(qdir.join("c")).unwrap().len(), 0);
+    assert_eq!(ok(&elsewhere), &json!({"ok": 3 * MIB}));
+
+    let (calls, _) = audited(&dir.audit_db());
+    assert_eq!(calls.len(), 4);
+    assert_call(&calls[0], WRITE_BYTES, "ok", &[]);
+    assert!(calls[0].limits.is_empty());
+    assert_call(&calls[1], WRITE_BYTES, "write_limit", &[]);
+    assert_call(&calls[2], WRITE_BYTES, "write_limit", &[]);
+    let quota_row = |requested: u64| LimitEvent { mount: Some("/q".into()), ..limit("quota_bytes", requested, MIB, 1) };
+    assert_eq!(limits_of(&calls[1]), vec![quota_row(MIB + 4 * KIB)], "1024 KiB held, then the next 4 KiB chunk");
+    assert_eq!(limits_of(&calls[2]), vec![quota_row(MIB + 100 * KIB)], "set-size asks for its growth");
+    assert!(calls[1].call.error.as_deref().unwrap().contains("mount /q is full"));
+    assert_call(&calls[3], WRITE_BYTES, "ok", &[]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rename_into_a_quota_mount_from_another_mount_is_cross_device() {
+    let dir = TestDir::new();
+    let root = dir.path().canonicalize().unwrap();
+    let (qdir, free) = (root.join("q"), root.join("free"));
+    fs::create_dir(&qdir).unwrap();
+    fs::create_dir(&free).unwrap();
+    fs::write(free.join("big"), vec![0u8; 4096]).unwrap();
+    fs::write(qdir.join("mine"), b"x").unwrap();
+    let policy = format!(
+        "allowed_write_paths = [{{ host = {}, guest = \"/q\", quota_bytes = 100 }}, {{ host = {}, guest = \"/free\" }}]",
+        q(&qdir),
+        q(&free)
+    );
+    let host = open(&dir, &tool("hostile", "hostile", "", Some(&policy))).await;
+    const RENAME: &str = "hostile.caps.rename";
+    let into = call(&host, RENAME, json!({"from": "/free/big", "to": "/q/big"})).await;
+    let within = call(&host, RENAME, json!({"from": "/q/mine", "to": "/q/moved"})).await;
+    let out_of = call(&host, RENAME, json!({"from": "/q/moved", "to": "/free/moved"})).await;
+    host.shutdown().await.unwrap();
+
+    let e = guest_err(&into);
+    assert!(e.starts_with("rename: ") && e.to_lowercase().contains("cross-device"), "{e}");
+    assert_eq!(fs::metadata(free.join("big")).unwrap().len(), 4096);
+    assert!(!qdir.join("big").exists());
+    assert!(within.outcome.is_ok(), "{:?}", within.outcome);
+    assert!(out_of.outcome.is_ok(), "{:?}", out_of.outcome);
+    assert_eq!(fs::read(free.join("moved")).unwrap(), b"x");
+
+    let (calls, _) = audited(&dir.audit_db());
+    assert_call(&calls[0], RENAME, "tool_error", &[]);
+    assert!(calls[0].limits.is_empty());
 }
 
 // ------------------------------------------------------ file descriptors

@@ -33,8 +33,16 @@ pub enum CallError {
     /// with the tool's own error text.
     #[error("policy denied: {message}")]
     Denied { message: String, denials: Vec<Denial>, total: u64, cause: Box<CallError> },
-    #[error("call exceeded max_write_bytes = {limit} (tried to reach {requested} bytes written); raise [tool.limits] max_write_bytes")]
-    WriteLimit { limit: u64, requested: u64 },
+    /// `max_write_bytes` (no `mount`), or the `quota_bytes` of the write
+    /// mount at guest path `mount`: `requested` is then what the mount
+    /// would have held.
+    #[error("{}", write_limit_message(*limit, *requested, mount.as_deref()))]
+    WriteLimit {
+        limit: u64,
+        requested: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mount: Option<String>,
+    },
     /// `limit` is `max_handles` (raise it in `[tool.limits]`) or
     /// `process_fd_reserve` (the process is near its descriptor limit).
     #[error("{message}")]
@@ -49,6 +57,17 @@ pub enum CallError {
     /// `notifications/cancelled`) or the server shut down.
     #[error("call cancelled: {reason}")]
     Cancelled { reason: String },
+}
+
+fn write_limit_message(limit: u64, requested: u64, mount: Option<&str>) -> String {
+    match mount {
+        None => format!(
+            "call exceeded max_write_bytes = {limit} (tried to reach {requested} bytes written); raise [tool.limits] max_write_bytes"
+        ),
+        Some(m) => format!(
+            "mount {m} is full: quota_bytes = {limit} (the write would make it hold {requested} bytes); free space in it, or raise quota_bytes on that mount in [tool.policy].allowed_write_paths"
+        ),
+    }
 }
 
 impl CallError {
@@ -146,7 +165,7 @@ mod tests {
             (tool_err.clone(), vec![], 0, "tool_error"),
             (tool_err.clone(), vec![log.clone()], 1, "tool_error"),
             (CallError::Timeout { timeout_ms: 5 }, vec![deny.clone()], 1, "timeout"),
-            (CallError::WriteLimit { limit: 1, requested: 2 }, vec![deny.clone()], 1, "write_limit"),
+            (CallError::WriteLimit { limit: 1, requested: 2, mount: None }, vec![deny.clone()], 1, "write_limit"),
         ];
         for (cause, denials, total, want) in cases {
             let e = CallError::after_denials(cause.clone(), &denials, total);

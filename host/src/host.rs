@@ -311,6 +311,7 @@ pub fn call_events(r: &CallRecord, args: &Value, caller: &str) -> Vec<AuditEvent
             function: r.function.clone(),
             caller: caller.into(),
             limit: h.limit.into(),
+            mount: h.mount.clone(),
             requested: h.requested,
             configured: h.configured,
             count: h.count,

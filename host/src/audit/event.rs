@@ -134,9 +134,12 @@ pub struct LimitEvent {
     pub tool: String,
     pub function: String,
     pub caller: String,
-    /// The config field: "memory_mb" | "max_write_bytes" | "max_handles" |
-    /// "process_fd_reserve".
+    /// The config field: "memory_mb" | "max_write_bytes" | "quota_bytes" |
+    /// "max_handles" | "process_fd_reserve".
     pub limit: String,
+    /// For "quota_bytes": the guest path of the mount that is full.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mount: Option<String>,
     /// What the first refused request would have reached (bytes, handles).
     pub requested: u64,
     /// The configured value, in the same unit as `requested`.
@@ -221,6 +224,7 @@ mod tests {
             function: "f".into(),
             caller: "c".into(),
             limit: "max_write_bytes".into(),
+            mount: None,
             requested: 11,
             configured: 10,
             count: 2,

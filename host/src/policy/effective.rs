@@ -140,13 +140,14 @@ impl EffectivePolicy {
                 .filter(|m| m.mode == mode)
                 .map(|m| {
                     let host = m.host.to_string_lossy().into_owned();
-                    if host == m.guest && mode == list_default {
+                    if host == m.guest && mode == list_default && m.quota_bytes.is_none() {
                         MountSpec::Path(host)
                     } else {
                         MountSpec::Table(MountEntry {
                             host,
                             guest: Some(m.guest.clone()),
                             mode: None,
+                            quota_bytes: m.quota_bytes.map(|q| q as i64),
                         })
                     }
                 })

@@ -5,6 +5,7 @@
 //! |---|---|---|
 //! | `allowed_read_paths` | no mounts | mount a host dir under any ceiling mount |
 //! | `allowed_write_paths` | no mounts | mount a host dir under a ceiling `rw` mount |
+//! | `quota_bytes` (on a write mount) | none, or the ceiling's | set at most the quota of the ceiling mount(s) it is under (the smallest); unset, it inherits it |
 //! | `allowed_network_hosts` | no network | list entries each covered by the ceiling's (per scheme, by one entry) |
 //! | `allow_udp`, `allow_listen`, `allow_symlinks`, `allow_subprocess`, `allow_eval_exec` | false | set true only if the ceiling does |
 //! | `subprocess_allowlist` | none | list programs on the ceiling's list (same path, or same name and same file) |
@@ -230,11 +231,37 @@ impl Cx<'_> {
         for (list, entries, default_mode) in lists {
             for (i, entry) in entries.iter().flatten().enumerate() {
                 let field = format!("{list}[{i}]");
-                let mount = self
+                let mut mount = self
                     .mount(entry, default_mode, list)
                     .map_err(|(p, v)| p.at(&self.scope, &field, v))?;
+                mount.quota_bytes = self
+                    .quota(entry, &mount, list)
+                    .map_err(|(p, v)| p.at(&self.scope, format!("{field}.quota_bytes"), v))?;
                 origin.push((field, mount.guest.clone()));
                 mounts.push(mount);
+            }
+        }
+        // Bytes written through another write mount whose host directory
+        // overlaps a quota mount's would land in it uncharged. (A ceiling
+        // is never a sandbox: its mounts may overlap.)
+        let is_tool = !matches!(self.scope, Scope::Defaults);
+        for (i, m) in mounts.iter().enumerate().filter(|_| is_tool) {
+            for (j, q) in mounts.iter().enumerate() {
+                if i == j || q.quota_bytes.is_none() || m.mode != MountMode::Rw {
+                    continue;
+                }
+                if m.host.starts_with(&q.host) || q.host.starts_with(&m.host) {
+                    let later = i.max(j);
+                    let p = Problem::new(
+                        ErrorKind::MountConflict,
+                        format!(
+                            "write mount {} overlaps on the host with {}, which has quota_bytes: writes through one would escape the quota",
+                            m.guest, q.guest
+                        ),
+                        "mount host directories that do not contain each other, or drop the quota",
+                    );
+                    return Err(p.at(&self.scope, &origin[later].0, &origin[later].1));
+                }
             }
         }
         MountTable::new(mounts).map_err(|(i, p)| p.at(&self.scope, &origin[i].0, &origin[i].1))
@@ -291,7 +318,56 @@ impl Cx<'_> {
             host: host_c,
             guest,
             mode,
+            quota_bytes: None,
         })
+    }
+
+    /// A mount's `quota_bytes`: at least 1, on a write mount only, and at
+    /// most the smallest quota of the ceiling write mounts it is under
+    /// (inherited when the tool sets none). The error carries the value.
+    fn quota(&self, entry: &MountSpec, mount: &Mount, list: &str) -> Result<Option<u64>, (Problem, String)> {
+        let written = entry.quota_bytes();
+        if let Some(q) = written {
+            if mount.mode == MountMode::Ro {
+                let p = Problem::new(
+                    ErrorKind::Malformed,
+                    format!("a quota on a read-only mount (in {list}) bounds nothing"),
+                    "remove quota_bytes, or move the entry to allowed_write_paths",
+                );
+                return Err((p, q.to_string()));
+            }
+            if q < 1 {
+                let p = Problem::new(
+                    ErrorKind::Malformed,
+                    "quota_bytes must be at least 1",
+                    "set the bytes the mount may hold (e.g. quota_bytes = 104857600 for 100 MiB), or remove quota_bytes for no quota",
+                );
+                return Err((p, q.to_string()));
+            }
+        }
+        let written = written.map(|q| q as u64);
+        if mount.mode == MountMode::Ro {
+            return Ok(None);
+        }
+        let ceiling = self.ceiling.and_then(|c| {
+            c.mounts
+                .mounts()
+                .iter()
+                .filter(|m| m.mode == MountMode::Rw && mount.host.starts_with(&m.host))
+                .filter_map(|m| m.quota_bytes)
+                .min()
+        });
+        match (written, ceiling) {
+            (Some(q), Some(c)) if q > c => Err((
+                outside(
+                    format!("exceeds defaults.policy's quota_bytes = {c} on the mount it is under"),
+                    format!("set quota_bytes to at most {c}, or raise it in [defaults.policy].allowed_write_paths"),
+                ),
+                q.to_string(),
+            )),
+            (Some(q), _) => Ok(Some(q)),
+            (None, c) => Ok(c),
+        }
     }
 
     fn network(&self, spec: &PolicySpec) -> Result<HostRules, PolicyError> {
@@ -551,6 +627,33 @@ pub(super) mod tests {
         (Some("allowed_read_paths = [\"{T}/data\"]"), Some("allowed_read_paths = [\"{T}/out\"]"), Err((ErrorKind::OutsideCeiling, "under no defaults.policy mount"))),
         (Some(""), Some("allowed_read_paths = [\"{T}/out\"]"), Err((ErrorKind::OutsideCeiling, "allowed_read_paths[0]"))),
         (Some("allowed_read_paths = [\"{T}/missing\"]"), None, Err((ErrorKind::MissingPath, "defaults.policy.allowed_read_paths[0]"))),
+        // Quotas.
+        (None, Some("allowed_write_paths = [{ host = \"{T}/out\", guest = \"/o\", quota_bytes = 1000 }]"),
+            Ok(&["allowed_write_paths = [{ guest = \"/o\", host = \"{T}/out\", quota_bytes = 1000 }]"])),
+        (None, Some("allowed_write_paths = [\"{T}/data\", { host = \"{T}/out\", quota_bytes = 0 }]"),
+            Err((ErrorKind::Malformed, "tool \"t\": policy.allowed_write_paths[1].quota_bytes = \"0\": quota_bytes must be at least 1. Fix: set the bytes"))),
+        (None, Some("allowed_write_paths = [{ host = \"{T}/out\", quota_bytes = -5 }]"),
+            Err((ErrorKind::Malformed, "policy.allowed_write_paths[0].quota_bytes = \"-5\": quota_bytes must be at least 1"))),
+        (None, Some("allowed_read_paths = [{ host = \"{T}/data\", quota_bytes = 10 }]"),
+            Err((ErrorKind::Malformed, "policy.allowed_read_paths[0].quota_bytes = \"10\": a quota on a read-only mount (in allowed_read_paths) bounds nothing. Fix: remove quota_bytes"))),
+        (None, Some("allowed_write_paths = [{ host = \"{T}/out\", mode = \"ro\", quota_bytes = 10 }]"),
+            Err((ErrorKind::Malformed, "allowed_write_paths[0].quota_bytes = \"10\": a quota on a read-only mount"))),
+        (Some("allowed_write_paths = [{ host = \"{T}/out\", quota_bytes = 0 }]"), None,
+            Err((ErrorKind::Malformed, "defaults.policy.allowed_write_paths[0].quota_bytes = \"0\""))),
+        (Some("allowed_write_paths = [{ host = \"{T}\", quota_bytes = 1000 }]"), Some("allowed_write_paths = [{ host = \"{T}/out\", quota_bytes = 500 }]"),
+            Ok(&["allowed_write_paths = [{ guest = \"{T}/out\", host = \"{T}/out\", quota_bytes = 500 }]"])),
+        (Some("allowed_write_paths = [{ host = \"{T}\", quota_bytes = 1000 }]"), Some("allowed_write_paths = [\"{T}/out\"]"),
+            Ok(&["allowed_write_paths = [{ guest = \"{T}/out\", host = \"{T}/out\", quota_bytes = 1000 }]"])),
+        (Some("allowed_write_paths = [{ host = \"{T}\", quota_bytes = 1000 }]"), Some("allowed_write_paths = [{ host = \"{T}/out\", quota_bytes = 1001 }]"),
+            Err((ErrorKind::OutsideCeiling, "policy.allowed_write_paths[0].quota_bytes = \"1001\": exceeds defaults.policy's quota_bytes = 1000 on the mount it is under. Fix: set quota_bytes to at most 1000"))),
+        (Some("allowed_write_paths = [\"{T}\", { host = \"{T}/out\", guest = \"/o\", quota_bytes = 100 }]"), Some("allowed_write_paths = [\"{T}/out\", \"{T}/data\"]"),
+            Ok(&["allowed_write_paths = [{ guest = \"{T}/out\", host = \"{T}/out\", quota_bytes = 100 }, \"{T}/data\"]"])),
+        (None, Some("allowed_write_paths = [{ host = \"{T}\", guest = \"/all\" }, { host = \"{T}/out\", guest = \"/o\", quota_bytes = 10 }]"),
+            Err((ErrorKind::MountConflict, "allowed_write_paths[1] = \"/o\": write mount /all overlaps on the host with /o, which has quota_bytes"))),
+        (None, Some("allowed_read_paths = [{ host = \"{T}/out\", guest = \"/r\" }]\nallowed_write_paths = [{ host = \"{T}/out\", guest = \"/o\", quota_bytes = 10 }]"),
+            Ok(&["allowed_read_paths = [{ guest = \"/r\", host = \"{T}/out\" }]"])),
+        (Some("allowed_write_paths = [{ host = \"{T}\", quota_bytes = 1000 }]"), Some("allowed_read_paths = [\"{T}/out\"]"),
+            Ok(&["allowed_read_paths = [\"{T}/out\"]"])),
         // A mount root that is itself a symlink is refused; name the target instead.
         (None, Some("allowed_read_paths = [\"{T}/link-to-data\"]"),
             Err((ErrorKind::SymlinkPath, "allowed_read_paths[0] = \"{T}/link-to-data\": host path is a symlink (to {T}/data)"))),

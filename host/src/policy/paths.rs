@@ -6,7 +6,7 @@
 //! absolute path reaches it and each refusal is recorded).
 //!
 //! ```ignore
-//! let t = MountTable::new(vec![Mount { host: "/srv/data".into(), guest: "/data".into(), mode: MountMode::Ro }]).unwrap();
+//! let t = MountTable::new(vec![Mount { host: "/srv/data".into(), guest: "/data".into(), mode: MountMode::Ro, quota_bytes: None }]).unwrap();
 //! assert_eq!(t.resolve("/data/./a/../b.txt").unwrap().1, "b.txt");
 //! assert!(t.resolve("/data/../etc/passwd").is_none()); // `..` above a mount root
 //! assert_eq!(t.check("/data/b.txt", FsOp::Write).unwrap_err(), "read-only mount /data");
@@ -78,6 +78,10 @@ pub struct Mount {
     pub guest: String,
     /// Access mode.
     pub mode: MountMode,
+    /// `quota_bytes`: the bytes this (read-write) mount may hold on the
+    /// host, checked per call (see `sandbox::quota`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota_bytes: Option<u64>,
 }
 
 /// Why a guest path matched no mount.
@@ -300,6 +304,7 @@ mod tests {
                 host: PathBuf::from("/h").join(&g[1..]),
                 guest: g.into(),
                 mode,
+                quota_bytes: None,
             })
             .collect();
         MountTable::new(mounts)

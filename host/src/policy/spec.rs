@@ -90,7 +90,7 @@ pub struct PolicySpec {
 pub enum MountSpec {
     /// Host path, mounted at the same guest path.
     Path(String),
-    /// `{ host = "...", guest = "...", mode = "ro"|"rw" }`.
+    /// `{ host = "...", guest = "...", mode = "ro"|"rw", quota_bytes = N }`.
     Table(MountEntry),
 }
 
@@ -107,6 +107,11 @@ pub struct MountEntry {
     /// Access mode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<MountMode>,
+    /// Write mounts only: the bytes the mount's host directory may hold
+    /// (regular files' sizes, measured when a call starts). Signed so that
+    /// a negative value is reported with the tool, field and index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota_bytes: Option<i64>,
 }
 
 impl MountSpec {
@@ -115,6 +120,14 @@ impl MountSpec {
         match self {
             MountSpec::Path(p) => (p, p, None),
             MountSpec::Table(t) => (&t.host, t.guest.as_deref().unwrap_or(&t.host), t.mode),
+        }
+    }
+
+    /// `quota_bytes` as written (only the table form has one).
+    pub fn quota_bytes(&self) -> Option<i64> {
+        match self {
+            MountSpec::Path(_) => None,
+            MountSpec::Table(t) => t.quota_bytes,
         }
     }
 }
@@ -126,7 +139,7 @@ impl<'de> Deserialize<'de> for MountSpec {
         impl<'de> Visitor<'de> for V {
             type Value = MountSpec;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a path string or a table { host, guest, mode }")
+                f.write_str("a path string or a table { host, guest, mode, quota_bytes }")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<MountSpec, E> {
                 Ok(MountSpec::Path(v.to_string()))
@@ -149,7 +162,7 @@ mod tests {
         ("", Ok(())),
         (
             r#"allowed_read_paths = ["/srv/data", { host = "/srv/m", guest = "/m", mode = "ro" }]
-               allowed_write_paths = [{ host = "/tmp/out", guest = "/out" }]
+               allowed_write_paths = [{ host = "/tmp/out", guest = "/out" }, { host = "/tmp/q", quota_bytes = 1048576 }]
                allowed_network_hosts = ["api.example.com", "*.cdn.example.com:*"]
                block_private_ips = true
                allow_udp = false
@@ -196,6 +209,14 @@ mod tests {
         (
             "allowed_write_paths = [42]",
             Err("a path string or a table"),
+        ),
+        (
+            "allowed_write_paths = [{ host = \"/x\", quota = 10 }]",
+            Err("unknown field `quota`"),
+        ),
+        (
+            "allowed_write_paths = [{ host = \"/x\", quota_bytes = \"1M\" }]",
+            Err("invalid type"),
         ),
         ("allow_subprocess = \"yes\"", Err("invalid type")),
         ("subprocess_timeout_ms = -1", Err("invalid value")),

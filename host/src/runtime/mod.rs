@@ -363,7 +363,7 @@ async fn run_fresh(tool: Arc<Tool>, index: usize, params: Vec<Val>, started: Ins
     let mut limit_hits = state.limit_hits.take();
     if let Some(requested) = refused {
         let configured = limits.memory_bytes as u64;
-        limit_hits.insert(0, LimitHit { limit: "memory_mb", requested: requested as u64, configured, count: state.limiter.refusals });
+        limit_hits.insert(0, LimitHit { limit: "memory_mb", mount: None, requested: requested as u64, configured, count: state.limiter.refusals });
     }
 
     let outcome = match ran {
@@ -402,13 +402,14 @@ fn settle(outcome: Result<Value, CallError>, denials: &sandbox::DenialLog, hits:
         Err(e) => e,
     };
     let tool_failed = matches!(e, CallError::ToolError { .. } | CallError::Trap { .. } | CallError::Exited { .. });
-    if let (true, Some(w)) = (tool_failed, hits.iter().find(|h| h.limit == "max_write_bytes")) {
-        return Err(CallError::WriteLimit { limit: w.configured, requested: w.requested });
+    // The first write limit the call hit: `max_write_bytes` or a mount's `quota_bytes`.
+    if let (true, Some(w)) = (tool_failed, hits.iter().find(|h| matches!(h.limit, "max_write_bytes" | "quota_bytes"))) {
+        return Err(CallError::WriteLimit { limit: w.configured, requested: w.requested, mount: w.mount.clone() });
     }
     if let CallError::HandleLimit { limit, configured, .. } = &e {
         if !hits.iter().any(|h| h.limit == limit.as_str()) {
             let limit = if limit == "max_handles" { "max_handles" } else { "process_fd_reserve" };
-            hits.push(LimitHit { limit, requested: configured.saturating_add(1), configured: *configured, count: 1 });
+            hits.push(LimitHit { limit, mount: None, requested: configured.saturating_add(1), configured: *configured, count: 1 });
         }
     }
     Err(CallError::after_denials(e, &denials.full, denials.total))

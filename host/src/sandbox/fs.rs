@@ -13,7 +13,7 @@
 //! recorded too. Allowed accesses go to wasmtime-wasi unchanged.
 
 use super::denials::{Denial, Denials};
-use super::limits::{BudgetedStream, WriteBudget};
+use super::limits::{BudgetedStream, MountQuota, WriteBudget, WriteCharge};
 use crate::policy::{DenialKind, FsOp, MountMode, MountTable};
 use std::collections::{HashMap, VecDeque};
 use std::ffi::OsString;
@@ -153,11 +153,14 @@ pub struct FsGuard {
     paths: HashMap<u32, String>,
     /// `max_write_bytes` of the call (see [`FsGuard::with_write_budget`]).
     budget: Option<WriteBudget>,
+    /// The `quota_bytes` of each mount that has one (see
+    /// [`FsGuard::with_quotas`]); empty for most tools.
+    quotas: Vec<MountQuota>,
 }
 
 impl FsGuard {
     pub fn new(policy: Arc<crate::policy::EffectivePolicy>, denials: Denials) -> Self {
-        FsGuard { policy, denials, paths: HashMap::new(), budget: None }
+        FsGuard { policy, denials, paths: HashMap::new(), budget: None, quotas: Vec::new() }
     }
 
     /// The guest path `path` names relative to descriptor `fd`.
@@ -569,6 +572,7 @@ impl HostDescriptor for GuardedFs<'_> {
         let old = self.guard.check(fd.rep(), &old_path, FsOp::Remove)?;
         let new = self.guard.check(new_fd.rep(), &new_path, FsOp::Create)?;
         self.guard.check_moved_symlink(&old, &new)?;
+        self.guard.check_rename_into_quota(&old, &new)?;
         let r = HostDescriptor::rename_at(&mut self.inner, fd, old_path, new_fd, new_path).await;
         self.guard.after(FsOp::Create, &new, r)
     }
@@ -629,7 +633,7 @@ impl HostDescriptor for GuardedFs<'_> {
 
     async fn set_size(&mut self, fd: Resource<types::Descriptor>, size: types::Filesize) -> FsResult<()> {
         let current = HostDescriptor::stat(&mut self.inner, Resource::new_borrow(fd.rep())).await?.size;
-        self.guard.charge_write(size.saturating_sub(current))?;
+        self.guard.charge_write(fd.rep(), size.saturating_sub(current))?;
         HostDescriptor::set_size(&mut self.inner, fd, size).await
     }
 
@@ -657,7 +661,7 @@ impl HostDescriptor for GuardedFs<'_> {
         buf: Vec<u8>,
         offset: types::Filesize,
     ) -> FsResult<types::Filesize> {
-        self.guard.charge_write(buf.len() as u64)?;
+        self.guard.charge_write(fd.rep(), buf.len() as u64)?;
         HostDescriptor::write(&mut self.inner, fd, buf, offset).await
     }
 
@@ -689,13 +693,15 @@ impl HostDescriptor for GuardedFs<'_> {
         fd: Resource<types::Descriptor>,
         offset: types::Filesize,
     ) -> FsResult<Resource<DynOutputStream>> {
+        let rep = fd.rep();
         let stream = HostDescriptor::write_via_stream(&mut self.inner, fd, offset)?;
-        self.budget_stream(stream)
+        self.budget_stream(rep, stream)
     }
 
     fn append_via_stream(&mut self, fd: Resource<types::Descriptor>) -> FsResult<Resource<DynOutputStream>> {
+        let rep = fd.rep();
         let stream = HostDescriptor::append_via_stream(&mut self.inner, fd)?;
-        self.budget_stream(stream)
+        self.budget_stream(rep, stream)
     }
 
     async fn is_same_object(
@@ -711,8 +717,9 @@ impl HostDescriptor for GuardedFs<'_> {
     }
 }
 
-// `max_write_bytes`: every way a call writes file bytes is charged to one
-// per-call budget (write, the output streams, growth by set-size).
+// `max_write_bytes` and `quota_bytes`: every way a call writes file bytes is
+// charged to one per-call budget (write, the output streams, growth by
+// set-size), and, for a file in a mount with a quota, to that mount's quota.
 
 impl FsGuard {
     /// Sets the call's write budget.
@@ -721,20 +728,68 @@ impl FsGuard {
         self
     }
 
-    /// Charges `n` bytes to the budget; past it the guest gets
-    /// `insufficient-space` (ENOSPC) and the limit hit is recorded.
-    fn charge_write(&self, n: u64) -> FsResult<()> {
-        match &self.budget {
-            Some(b) if b.charge(n).is_err() => Err(ErrorCode::InsufficientSpace.into()),
-            _ => Ok(()),
+    /// Sets the quotas of the mounts that have one (measured by the caller).
+    pub fn with_quotas(mut self, quotas: Vec<MountQuota>) -> Self {
+        self.quotas = quotas;
+        self
+    }
+
+    /// The quota of the mount holding this guest path, if it has one.
+    fn quota_of(&self, guest: &str) -> Option<&MountQuota> {
+        if self.quotas.is_empty() {
+            return None;
         }
+        let (m, _) = self.policy.mounts.locate(guest).ok()?;
+        self.quotas.iter().find(|q| q.guest == m.guest)
+    }
+
+    /// What a write through descriptor `fd` is charged to. Every descriptor
+    /// comes from a preopen or `open-at`, which record its path; should one
+    /// be missing, its writes are charged to the first quota mount rather
+    /// than to none.
+    fn charge_for(&self, fd: u32) -> WriteCharge {
+        let quota = match self.paths.get(&fd) {
+            Some(guest) => self.quota_of(guest).cloned(),
+            None => self.quotas.first().cloned(),
+        };
+        WriteCharge { budget: self.budget.clone(), quota }
+    }
+
+    /// Charges `n` bytes written through `fd` to the budget and its mount's
+    /// quota; past either the guest gets `insufficient-space` (ENOSPC) and
+    /// the limit hit is recorded.
+    fn charge_write(&self, fd: u32, n: u64) -> FsResult<()> {
+        if self.quotas.is_empty() {
+            // No quota mount (most tools): only the call's budget.
+            return match &self.budget {
+                Some(b) if b.charge(n).is_err() => Err(ErrorCode::InsufficientSpace.into()),
+                _ => Ok(()),
+            };
+        }
+        match self.charge_for(fd).charge(n) {
+            Err(_) => Err(ErrorCode::InsufficientSpace.into()),
+            Ok(()) => Ok(()),
+        }
+    }
+
+    /// A rename from another mount into a mount with a quota would bring
+    /// bytes in without writing them: refused as `cross-device` (EXDEV),
+    /// so the tool copies instead, and the copy is charged.
+    fn check_rename_into_quota(&self, old: &str, new: &str) -> FsResult<()> {
+        if self.quota_of(new).is_some() && !self.same_mount(old, new) {
+            return Err(ErrorCode::CrossDevice.into());
+        }
+        Ok(())
     }
 }
 
 impl GuardedFs<'_> {
     /// Wraps a file's new output stream so its writes are charged too.
-    fn budget_stream(&mut self, stream: Resource<DynOutputStream>) -> FsResult<Resource<DynOutputStream>> {
-        let Some(budget) = self.guard.budget.clone() else { return Ok(stream) };
+    fn budget_stream(&mut self, fd: u32, stream: Resource<DynOutputStream>) -> FsResult<Resource<DynOutputStream>> {
+        let budget = self.guard.charge_for(fd);
+        if budget.is_free() {
+            return Ok(stream);
+        }
         let slot = self.inner.table.get_mut(&stream).map_err(|e| FsError::trap(wasmtime::Error::new(e)))?;
         let inner = std::mem::replace(slot, Box::new(wasmtime_wasi::p2::pipe::ClosedOutputStream));
         *slot = Box::new(BudgetedStream::new(inner, budget));

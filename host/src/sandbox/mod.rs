@@ -20,7 +20,7 @@ pub use limits::{LimitHit, LimitHits};
 pub use process::ProcessPlan;
 
 use crate::policy::{EffectivePolicy, MountMode, ViolationAction};
-use limits::{MemoryLimiter, WriteBudget};
+use limits::{MemoryLimiter, MountQuota, WriteBudget};
 use std::sync::Arc;
 use std::time::Duration;
 use stdio::CappedPipe;
@@ -159,7 +159,8 @@ impl SandboxState {
             http: WasiHttpCtx::new(),
             hooks: http::HttpGate::new(plan.policy.clone(), denials.clone(), resolver).with_tls(plan.tls.clone()),
             fs: fs::FsGuard::new(plan.policy.clone(), denials.clone())
-                .with_write_budget(WriteBudget::new(plan.limits.max_write_bytes, limit_hits.clone())),
+                .with_write_budget(WriteBudget::new(plan.limits.max_write_bytes, limit_hits.clone()))
+                .with_quotas(if plan.imports_fs { quotas(&plan.policy.mounts, &limit_hits) } else { Vec::new() }),
             net,
             limiter: MemoryLimiter::new(plan.limits.memory_bytes),
             denials,
@@ -192,6 +193,17 @@ impl WasiHttpView for SandboxState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
         WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
     }
+}
+
+/// Measures, at the start of a call, what each write mount with a
+/// `quota_bytes` holds; mounts without one cost nothing.
+fn quotas(mounts: &crate::policy::MountTable, hits: &LimitHits) -> Vec<MountQuota> {
+    mounts
+        .mounts()
+        .iter()
+        .filter(|m| m.mode == crate::policy::MountMode::Rw)
+        .filter_map(|m| m.quota_bytes.map(|q| MountQuota::measure(&m.guest, &m.host, q, hits.clone())))
+        .collect()
 }
 
 /// Links WASI 0.2 (every patch version resolves by semver), `wasi:http`

@@ -104,7 +104,7 @@ mod tests {
             (CallError::InvalidArguments { message: "$.name: expected a string".into() }, 400, "invalid_arguments"),
             (CallError::Timeout { timeout_ms: 5 }, 504, "timeout"),
             (CallError::Denied { message: "m".into(), denials: vec![], total: 1, cause: Box::new(CallError::ToolError { value: json!("x") }) }, 403, "denied"),
-            (CallError::WriteLimit { limit: 1, requested: 2 }, 422, "write_limit"),
+            (CallError::WriteLimit { limit: 1, requested: 2, mount: None }, 422, "write_limit"),
             (CallError::Exited { status: 0 }, 422, "exited"),
             (CallError::ToolError { value: json!("bad") }, 422, "tool_error"),
             (CallError::Trap { message: "unreachable".into() }, 502, "trap"),
