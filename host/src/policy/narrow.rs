@@ -353,6 +353,16 @@ impl Cx<'_> {
             spec.allow_subprocess,
             c.map(|c| c.allowed),
         )?;
+        if allowed {
+            if let Some(why) = process::sandbox_unavailable() {
+                return Err(Problem::new(
+                    ErrorKind::Malformed,
+                    why,
+                    "run wasmward on a Linux kernel with Landlock, or set allow_subprocess = false",
+                )
+                .at(&self.scope, "allow_subprocess", "true"));
+            }
+        }
         let path_var = std::env::var_os("PATH");
         let mut programs: Vec<Program> = Vec::new();
         for (i, name) in spec.subprocess_allowlist.iter().flatten().enumerate() {
@@ -397,7 +407,53 @@ impl Cx<'_> {
                 c.map(|c| c.max_concurrent),
                 process::DEFAULT_MAX_CONCURRENT,
             )?,
+            max_memory_bytes: self.limit(
+                "subprocess_max_memory_bytes",
+                spec.subprocess_max_memory_bytes,
+                c.map(|c| c.max_memory_bytes),
+                process::DEFAULT_MAX_MEMORY_BYTES,
+            )?,
+            max_processes: self.limit(
+                "subprocess_max_processes",
+                spec.subprocess_max_processes,
+                c.map(|c| c.max_processes),
+                process::DEFAULT_MAX_PROCESSES,
+            )?,
+            max_file_bytes: self.limit(
+                "subprocess_max_file_bytes",
+                spec.subprocess_max_file_bytes,
+                c.map(|c| c.max_file_bytes),
+                process::DEFAULT_MAX_FILE_BYTES,
+            )?,
+            max_open_files: self.limit(
+                "subprocess_max_open_files",
+                spec.subprocess_max_open_files,
+                c.map(|c| c.max_open_files),
+                process::DEFAULT_MAX_OPEN_FILES,
+            )?,
+            run_as: self.run_as(spec.subprocess_run_as, c.map(|c| c.run_as))?,
         })
+    }
+
+    /// `subprocess_run_as`: a tool may not pick another uid than the
+    /// ceiling's (uid 0, keeping root, only where the ceiling says so).
+    fn run_as(&self, tool: Option<u32>, ceiling: Option<u32>) -> Result<u32, PolicyError> {
+        let field = "subprocess_run_as";
+        let c = ceiling.unwrap_or(process::DEFAULT_RUN_AS);
+        match tool {
+            Some(t) if t == 0 && c != 0 => Err(outside(
+                "uid 0 keeps root for the program",
+                "remove it (runs drop to an unprivileged uid), or set subprocess_run_as = 0 in [defaults.policy]".to_string(),
+            )
+            .at(&self.scope, field, t.to_string())),
+            Some(t) if ceiling.is_some() && t != c => Err(outside(
+                format!("differs from defaults.policy's {c}"),
+                format!("set it to {c}, or remove it"),
+            )
+            .at(&self.scope, field, t.to_string())),
+            Some(t) => Ok(t),
+            None => Ok(c),
+        }
     }
 
     fn patterns(&self, field: &str, list: &[String]) -> Result<Vec<ImportPattern>, PolicyError> {

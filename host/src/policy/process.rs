@@ -19,6 +19,17 @@ pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
 pub const DEFAULT_MAX_OUTPUT_BYTES: u64 = 1 << 20;
 /// Runs at once, per tool.
 pub const DEFAULT_MAX_CONCURRENT: u32 = 4;
+/// RLIMIT_AS of a run: 1 GiB of address space.
+pub const DEFAULT_MAX_MEMORY_BYTES: u64 = 1 << 30;
+/// RLIMIT_NPROC of a run. Counted per uid by the kernel (and never enforced
+/// for uid 0), which is why runs drop to [`DEFAULT_RUN_AS`].
+pub const DEFAULT_MAX_PROCESSES: u64 = 64;
+/// RLIMIT_FSIZE of a run: 64 MiB per file.
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 64 << 20;
+/// RLIMIT_NOFILE of a run.
+pub const DEFAULT_MAX_OPEN_FILES: u64 = 256;
+/// The uid and gid a run drops to when the host is root: `nobody`.
+pub const DEFAULT_RUN_AS: u32 = 65534;
 
 /// One allowlisted program.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -43,6 +54,16 @@ pub struct SubprocessPolicy {
     pub max_output_bytes: u64,
     /// Concurrent runs per tool.
     pub max_concurrent: u32,
+    /// RLIMIT_AS, bytes.
+    pub max_memory_bytes: u64,
+    /// RLIMIT_NPROC (per uid).
+    pub max_processes: u64,
+    /// RLIMIT_FSIZE, bytes.
+    pub max_file_bytes: u64,
+    /// RLIMIT_NOFILE.
+    pub max_open_files: u64,
+    /// Uid and gid of the program when the host is root (0: stay root).
+    pub run_as: u32,
 }
 
 impl Default for SubprocessPolicy {
@@ -53,6 +74,11 @@ impl Default for SubprocessPolicy {
             timeout_ms: DEFAULT_TIMEOUT_MS,
             max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
             max_concurrent: DEFAULT_MAX_CONCURRENT,
+            max_memory_bytes: DEFAULT_MAX_MEMORY_BYTES,
+            max_processes: DEFAULT_MAX_PROCESSES,
+            max_file_bytes: DEFAULT_MAX_FILE_BYTES,
+            max_open_files: DEFAULT_MAX_OPEN_FILES,
+            run_as: DEFAULT_RUN_AS,
         }
     }
 }
@@ -69,6 +95,40 @@ impl SubprocessPolicy {
             .find(|p| p.name == program || p.path.as_os_str() == program)
             .ok_or_else(|| "not on subprocess_allowlist".into())
     }
+}
+
+/// Why programs cannot be confined here, if they cannot: the process
+/// capability needs Landlock (Linux 5.13+, enabled at boot) and seccomp.
+/// A tool granted `allow_subprocess` is refused at load without them.
+pub fn sandbox_unavailable() -> Option<String> {
+    #[cfg(target_os = "linux")]
+    {
+        let abi = landlock_abi();
+        if abi < 1 {
+            return Some("the kernel has no Landlock (Linux 5.13+ with landlock in the lsm= boot list), so a program could not be confined".into());
+        }
+        None
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        Some("programs can only be confined on Linux (Landlock + seccomp)".into())
+    }
+}
+
+/// The kernel's Landlock ABI version (0: none).
+#[cfg(target_os = "linux")]
+pub fn landlock_abi() -> i64 {
+    const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
+    // SAFETY: the documented version query; no pointers are read.
+    let v = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<libc::c_void>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    };
+    v.max(0)
 }
 
 /// Resolves an allowlist entry: an absolute path must be an executable

@@ -67,6 +67,21 @@ pub struct PolicySpec {
     /// Programs running at once, per tool.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subprocess_max_concurrent: Option<u32>,
+    /// Address-space limit (RLIMIT_AS) of a run, bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subprocess_max_memory_bytes: Option<u64>,
+    /// Processes the run's uid may have (RLIMIT_NPROC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subprocess_max_processes: Option<u64>,
+    /// Largest file a run may write (RLIMIT_FSIZE), bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subprocess_max_file_bytes: Option<u64>,
+    /// Open files per process of a run (RLIMIT_NOFILE).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subprocess_max_open_files: Option<u64>,
+    /// Uid (and gid) a run drops to when the host runs as root (default 65534).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subprocess_run_as: Option<u32>,
     /// Allow components that embed an interpreter (default false).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_eval_exec: Option<bool>,
