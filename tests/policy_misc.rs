@@ -77,7 +77,7 @@ async fn subprocess_needs_the_grant_and_the_allowlist() {
     set_host_secret();
     let dir = TestDir::new();
     let granted = "allow_subprocess = true\n\
-                   subprocess_allowlist = [\"echo\", \"env\", \"sleep\"]\n\
+                   subprocess_allowlist = [\"echo\", { program = \"env\", allow_shell = true }, \"sleep\"]\n\
                    subprocess_timeout_ms = 300\n\
                    env = { APP_MODE = \"test\", LANG = \"C\" }";
     let tools = [tool("noproc", "hostile", "", None), tool("proc", "hostile", "", Some(granted))].concat();

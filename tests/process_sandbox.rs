@@ -51,7 +51,8 @@ fn mounts(dir: &TestDir) -> Mounts {
 fn policy(m: &Mounts, extra: &str) -> String {
     format!(
         "allow_subprocess = true\n\
-         subprocess_allowlist = [\"env\", \"sh\", {PY:?}, \"sleep\", \"true\"]\n\
+         subprocess_allowlist = [{{ program = \"env\", allow_shell = true }}, {{ program = \"sh\", allow_shell = true }}, \
+         {{ program = {PY:?}, allow_shell = true }}, \"sleep\", \"true\", {{ program = \"cat\", args = [\"--\", \"/[^ ]+\\\\.txt\"] }}]\n\
          {timeout}\n\
          allowed_read_paths = [{{ host = {ro}, guest = \"/ro\", mode = \"ro\" }}]\n\
          allowed_write_paths = [{{ host = {rw}, guest = \"/rw\", mode = \"rw\" }}]\n\
@@ -319,4 +320,43 @@ async fn log_mode_still_confines_the_child() {
     assert_call(&calls[0], SPAWN, "ok", &[]);
     // Never `logged`: the kill is not a discovery-mode pass.
     assert_call(&calls[1], SPAWN, "ok", &[deny("process", "kill", "sh -c sleep 30 & echo $!", "descendants outlived the program; process group killed")]);
+}
+
+// ------------------------------------------------------------ allowlist
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn argument_patterns_pin_argv_and_a_refused_argument_is_a_denial() {
+    let dir = TestDir::new();
+    let m = mounts(&dir);
+    let host = open(&dir, &tool("t", "hostile", "", Some(&policy(&m, "")))).await;
+    let file = m.ro.join("in.txt").display().to_string();
+    let good = call(&host, SPAWN, json!({"program": "cat", "args": ["--", file]})).await;
+    let bad = call(&host, SPAWN, json!({"program": "cat", "args": ["/etc/shadow"]})).await;
+    let extra = call(&host, SPAWN, json!({"program": "cat", "args": ["--", file, "/etc/passwd"]})).await;
+    host.shutdown().await.unwrap();
+
+    assert_eq!(stdout(&good), "read-only data\n");
+    assert_eq!(guest_err(&bad), "denied: cat: argument 1 \"/etc/shadow\" does not match \"--\"");
+    assert_eq!(guest_err(&extra), "denied: cat: argument 3 \"/etc/passwd\": the allowlist entry allows 2 argument(s)");
+    let (calls, _) = audited(&dir.audit_db());
+    assert_call(&calls[0], SPAWN, "ok", &[]);
+    assert_call(&calls[1], SPAWN, "denied", &[deny("process", "spawn", "cat /etc/shadow", "argument 1 \"/etc/shadow\" does not match \"--\"")]);
+    assert_call(
+        &calls[2],
+        SPAWN,
+        "denied",
+        &[deny("process", "spawn", &format!("cat -- {file} /etc/passwd"), "argument 3 \"/etc/passwd\": the allowlist entry allows 2 argument(s)")],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shell_on_the_allowlist_needs_allow_shell() {
+    let dir = TestDir::new();
+    for (list, at) in [("[\"true\", \"python3\"]", "subprocess_allowlist[1]"), ("[\"env\"]", "subprocess_allowlist[0]"), ("[\"sh\"]", "subprocess_allowlist[0]")] {
+        let p = format!("allow_subprocess = true\nsubprocess_allowlist = {list}");
+        let e = open_err(&dir, &tool("t", "hostile", "", Some(&p))).await;
+        assert!(e.contains(&format!("tool \"t\": policy.{at}")), "{e}");
+        assert!(e.contains("is a shell or interpreter"), "{e}");
+        assert!(e.contains("Fix: ") && e.contains("allow_shell = true"), "{e}");
+    }
 }

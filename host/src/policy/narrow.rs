@@ -365,7 +365,9 @@ impl Cx<'_> {
         }
         let path_var = std::env::var_os("PATH");
         let mut programs: Vec<Program> = Vec::new();
-        for (i, name) in spec.subprocess_allowlist.iter().flatten().enumerate() {
+        for (i, item) in spec.subprocess_allowlist.iter().flatten().enumerate() {
+            let entry = item.entry();
+            let name = &entry.program;
             let field = format!("subprocess_allowlist[{i}]");
             let path = resolve_program(name, path_var.as_deref())
                 .map_err(|p| p.at(&self.scope, &field, name))?;
@@ -381,9 +383,78 @@ impl Cx<'_> {
                     .at(&self.scope, &field, name));
                 }
             }
+            if process::is_shell_like(&path) && !entry.allow_shell {
+                return Err(Problem::new(
+                    ErrorKind::Malformed,
+                    format!("{} is a shell or interpreter: it runs whatever its arguments say", path.display()),
+                    format!(
+                        "allowlist the program the tool really needs, pin its arguments with {{ program = {name:?}, args = [...] }}, or write {{ program = {name:?}, allow_shell = true }} if the tool must run code"
+                    ),
+                )
+                .at(&self.scope, &field, name));
+            }
+            let mut args = None;
+            if let Some(list) = &entry.args {
+                let mut pats = Vec::new();
+                for (j, a) in list.iter().enumerate() {
+                    pats.push(process::ArgPattern::new(a).map_err(|e| {
+                        Problem::new(
+                            ErrorKind::Malformed,
+                            format!("not a regex: {e}"),
+                            "write a regex (https://docs.rs/regex) matching the whole argument",
+                        )
+                        .at(&self.scope, format!("{field}.args[{j}]"), a)
+                    })?);
+                }
+                args = Some(pats);
+            }
+            let mut extra = Vec::new();
+            for (j, x) in entry.extra_read_paths.iter().enumerate() {
+                let f = format!("{field}.extra_read_paths[{j}]");
+                let p = std::path::Path::new(x);
+                if !p.is_absolute() {
+                    return Err(Problem::new(ErrorKind::RelativePath, "relative path", "write an absolute host path")
+                        .at(&self.scope, f, x));
+                }
+                if let Err(e) = p.metadata() {
+                    return Err(Problem::new(
+                        ErrorKind::MissingPath,
+                        format!("host path cannot be read ({e})"),
+                        "create it, or remove the entry",
+                    )
+                    .at(&self.scope, f, x));
+                }
+                extra.push(p.to_path_buf());
+            }
+            // Under a ceiling, the ceiling's entry for the program bounds
+            // this one: its argument patterns are inherited (or must be
+            // repeated as they are), its extra_read_paths are the most.
+            if let Some(cp) = c.and_then(|c| c.programs.iter().find(|cp| same_program(&cp.path, &path))) {
+                match (&args, &cp.args) {
+                    (None, Some(ca)) => args = Some(ca.clone()),
+                    (Some(a), Some(ca)) if a != ca => {
+                        return Err(outside(
+                            "args differ from the ceiling's entry for this program",
+                            "remove args here (the ceiling's apply), or repeat them exactly",
+                        )
+                        .at(&self.scope, format!("{field}.args"), name));
+                    }
+                    _ => {}
+                }
+                if let Some(x) = extra.iter().find(|x| !cp.extra_read_paths.contains(x)) {
+                    return Err(outside(
+                        format!("extra_read_paths {} is not on the ceiling's entry for this program", x.display()),
+                        "add it to the [defaults.policy] entry, or remove it here",
+                    )
+                    .at(&self.scope, format!("{field}.extra_read_paths"), name));
+                }
+            }
             programs.push(Program {
                 name: name.clone(),
                 path,
+                args,
+                allow_shell: entry.allow_shell,
+                extra_read_paths: extra,
             });
         }
         Ok(SubprocessPolicy {
@@ -573,11 +644,17 @@ pub(super) mod tests {
         (Some("allow_symlinks = true"), Some(""), Ok(&["allow_symlinks = false"])),
         (Some(""), Some("allow_symlinks = true"), Err((ErrorKind::OutsideCeiling, "policy.allow_symlinks = \"true\": defaults.policy does not grant it"))),
         // Subprocess.
-        (None, Some("allow_subprocess = true\nsubprocess_allowlist = [\"sh\"]"), Ok(&["allow_subprocess = true"])),
+        (None, Some("allow_subprocess = true\nsubprocess_allowlist = [{ program = \"sh\", allow_shell = true }]"), Ok(&["allow_subprocess = true"])),
         (None, Some("subprocess_allowlist = [\"no-such-program-xyz\"]"), Err((ErrorKind::UnresolvedProgram, "subprocess_allowlist[0] = \"no-such-program-xyz\": not found in PATH"))),
         (None, Some("subprocess_allowlist = [\"./sh\"]"), Err((ErrorKind::RelativePath, "subprocess_allowlist[0]"))),
-        (Some("allow_subprocess = true\nsubprocess_allowlist = [\"sh\"]"), Some("allow_subprocess = true\nsubprocess_allowlist = [\"/bin/sh\"]"), Ok(&["allow_subprocess = true"])),
-        (Some("allow_subprocess = true\nsubprocess_allowlist = [\"sh\"]"), Some("subprocess_allowlist = [\"sh\", \"ls\"]"),
+        (None, Some("subprocess_allowlist = [\"sh\"]"), Err((ErrorKind::Malformed, "subprocess_allowlist[0] = \"sh\": /"))),
+        (None, Some("subprocess_allowlist = [\"cat\", \"env\"]"), Err((ErrorKind::Malformed, "subprocess_allowlist[1] = \"env\": /"))),
+        (None, Some("subprocess_allowlist = [{ program = \"cat\", args = [\"(\"] }]"), Err((ErrorKind::Malformed, "subprocess_allowlist[0].args[0] = \"(\": not a regex"))),
+        (None, Some("subprocess_allowlist = [{ program = \"cat\", extra_read_paths = [\"rel\"] }]"), Err((ErrorKind::RelativePath, "subprocess_allowlist[0].extra_read_paths[0]"))),
+        (Some("allow_subprocess = true\nsubprocess_allowlist = [{ program = \"cat\", args = [\"a\"] }]"), Some("subprocess_allowlist = [{ program = \"cat\", args = [\"b\"] }]"),
+            Err((ErrorKind::OutsideCeiling, "subprocess_allowlist[0].args = \"cat\": args differ"))),
+        (Some("allow_subprocess = true\nsubprocess_allowlist = [{ program = \"sh\", allow_shell = true }]"), Some("allow_subprocess = true\nsubprocess_allowlist = [{ program = \"/bin/sh\", allow_shell = true }]"), Ok(&["allow_subprocess = true"])),
+        (Some("allow_subprocess = true\nsubprocess_allowlist = [{ program = \"sh\", allow_shell = true }]"), Some("subprocess_allowlist = [{ program = \"sh\", allow_shell = true }, \"ls\"]"),
             Err((ErrorKind::OutsideCeiling, "subprocess_allowlist[1] = \"ls\": resolves to"))),
         (Some("subprocess_timeout_ms = 1000"), Some("subprocess_timeout_ms = 2000"), Err((ErrorKind::OutsideCeiling, "subprocess_timeout_ms = \"2000\": exceeds defaults.policy's 1000"))),
         (Some("subprocess_timeout_ms = 1000"), Some(""), Ok(&["subprocess_timeout_ms = 1000"])),
@@ -677,7 +754,7 @@ pub(super) mod tests {
             allowed_network_hosts = ["*.example.com:*", "10.0.0.0/8:5432"]
             env = { LANG = "C" }
             allow_subprocess = true
-            subprocess_allowlist = ["sh"]
+            subprocess_allowlist = [{ program = "sh", allow_shell = true }, { program = "true", args = ["-x", "[a-z]+"] }, "cat"]
             blocked_imports = ["wasi:sockets/udp"]"#;
         let t = spec(Some(src), root.to_str().unwrap());
         let p = EffectivePolicy::resolve(None, t.as_ref(), "t").unwrap();

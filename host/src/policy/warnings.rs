@@ -183,11 +183,11 @@ mod tests {
     /// (tool TOML, the warnings expected: "field: text" substrings, in order)
     const CASES: &[(&str, &[&str])] = &[
         ("", &[]),
-        ("allow_subprocess = true\nsubprocess_allowlist = [\"sh\"]", &[]),
-        ("subprocess_allowlist = [\"sh\"]", &["subprocess_allowlist: has no effect: allow_subprocess is false"]),
+        ("allow_subprocess = true\nsubprocess_allowlist = [{ program = \"sh\", allow_shell = true }]", &[]),
+        ("subprocess_allowlist = [{ program = \"sh\", allow_shell = true }]", &["subprocess_allowlist: has no effect: allow_subprocess is false"]),
         ("subprocess_timeout_ms = 5", &["subprocess_timeout_ms: has no effect"]),
         ("allow_subprocess = true", &["allow_subprocess: has no effect: subprocess_allowlist is empty"]),
-        ("allow_subprocess = true\nsubprocess_allowlist = [\"sh\", \"sh\"]", &["subprocess_allowlist[1]: has no effect: same program as subprocess_allowlist[0]"]),
+        ("allow_subprocess = true\nsubprocess_allowlist = [{ program = \"sh\", allow_shell = true }, { program = \"sh\", allow_shell = true }]", &["subprocess_allowlist[1]: has no effect: same program as subprocess_allowlist[0]"]),
         ("allowed_network_hosts = [\"a.example.com\", \"*.example.com\"]", &["allowed_network_hosts[0]: has no effect: `a.example.com` is covered by `*.example.com`"]),
         ("allowed_network_hosts = [\"x.com\", \"X.com.\"]", &["allowed_network_hosts[1]: has no effect"]),
         ("allowed_network_hosts = [\"x.com\", \"x.com:*\"]", &["allowed_network_hosts[0]: has no effect"]),

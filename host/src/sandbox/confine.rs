@@ -54,6 +54,8 @@ pub const DEVICE_RW_PATHS: &[&str] = &["/dev/null"];
 /// What one run may reach, resolved before the fork.
 pub struct Grants<'a> {
     pub program: &'a Path,
+    /// The allowlist entry's `extra_read_paths` (read + execute).
+    pub extra_read: &'a [PathBuf],
     /// Tool mounts (host path, writable?).
     pub mounts: Vec<(PathBuf, bool)>,
     /// The run's private temp dir (read-write).
@@ -159,6 +161,7 @@ fn landlock_ruleset(g: &Grants<'_>) -> io::Result<OwnedFd> {
     rules.extend(SYSTEM_READ_PATHS.iter().map(|p| (Path::new(*p), read)));
     rules.extend(DEVICE_RW_PATHS.iter().map(|p| (Path::new(*p), read | AccessFs::WriteFile)));
     rules.push((g.program, read));
+    rules.extend(g.extra_read.iter().map(|p| (p.as_path(), read)));
     rules.extend(g.mounts.iter().map(|(p, rw)| (p.as_path(), if *rw { all } else { read })));
     rules.push((g.tmp, all));
     for (path, access) in rules {

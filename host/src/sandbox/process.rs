@@ -17,7 +17,7 @@ use super::caps::process::{Error, Host, Output};
 use super::denials::Denial;
 use super::SandboxState;
 use crate::policy::{DenialKind, SubprocessPolicy};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,8 +57,8 @@ impl Host for SandboxState {
         let plan = self.plan.process.clone();
         // The allowlist holds in `log` mode too: discovery mode records
         // network uses, it never runs a program the operator did not list.
-        let resolved = match plan.policy.find(&program) {
-            Ok(p) => p.path.clone(),
+        let resolved = match plan.policy.find(&program).and_then(|p| p.check_args(&args).map(|()| p)) {
+            Ok(p) => p.clone(),
             Err(rule) => {
                 self.denials.record(Denial::new(
                     DenialKind::Process,
@@ -121,12 +121,13 @@ impl Drop for GroupKill {
 }
 
 async fn run_program(
-    program: &Path,
+    entry: &crate::policy::Program,
     args: &[String],
     stdin: Vec<u8>,
     plan: &ProcessPlan,
     events: &mut Vec<(&'static str, String)>,
 ) -> Result<Output, Error> {
+    let program = entry.path.as_path();
     let spawn_err = |what: &str, e: std::io::Error| Error::SpawnFailed(format!("{what}: {e}"));
     // The private temp dir: TMPDIR, writable by the run's uid, removed after.
     let tmp = tempfile::Builder::new().prefix("wasmward-run-").tempdir().map_err(|e| spawn_err("temp dir", e))?;
@@ -146,7 +147,7 @@ async fn run_program(
     {
         use super::confine::{Confinement, Grants, Limits};
         let p = &plan.policy;
-        let grants = Grants { program, mounts: plan.mounts.clone(), tmp: tmp.path() };
+        let grants = Grants { program, extra_read: &entry.extra_read_paths, mounts: plan.mounts.clone(), tmp: tmp.path() };
         let limits = Limits {
             cpu_seconds: p.timeout_ms.div_ceil(1000) + 1,
             memory_bytes: p.max_memory_bytes,
