@@ -360,3 +360,29 @@ async fn a_shell_on_the_allowlist_needs_allow_shell() {
         assert!(e.contains("Fix: ") && e.contains("allow_shell = true"), "{e}");
     }
 }
+
+// ---------------------------------------------------------------- check
+
+#[test]
+fn check_prints_what_a_tools_programs_can_reach() {
+    let dir = TestDir::new();
+    let m = mounts(&dir);
+    let cfg = dir.write_config(&tool("t", "hostile", "", Some(&policy(&m, "subprocess_max_processes = 8"))));
+    let o = common::run(common::wasmward(&dir).args(["check", "--config", cfg.to_str().unwrap()]));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}\n{}", String::from_utf8_lossy(&o.stderr));
+    for want in [
+        "process: each program runs confined (Landlock + seccomp + rlimits), and can reach:",
+        &format!("program {PY} ({PY}), any arguments, a shell or interpreter (allow_shell)"),
+        "(cat), arguments matching [\"--\", \"/[^ ]+\\\\.txt\"]",
+        &format!("read-only: {} (the tool's mount /ro)", m.ro.display()),
+        &format!("read-write: {} (the tool's mount /rw)", m.rw.display()),
+        "read + execute: /usr, /lib",
+        "network: none",
+        "8 processes",
+        "runs as: uid/gid 65534 when the host is root",
+        "warning: policy.subprocess_allowlist[1]: sh is a shell or interpreter (allow_shell = true)",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+}

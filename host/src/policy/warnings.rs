@@ -60,7 +60,14 @@ fn subprocess(spec: &PolicySpec, p: &EffectivePolicy, out: &mut Vec<Warning>) {
         for (field, _) in limits.iter().filter(|(_, set)| *set) {
             warn(out, *field, "has no effect: allow_subprocess is false");
         }
-    } else if sp.programs.is_empty() {
+    } else if sp.run_as == 0 {
+        warn(
+            out,
+            "subprocess_run_as",
+            "0 keeps programs running as root when the host is root: the kernel does not enforce subprocess_max_processes for root",
+        );
+    }
+    if sp.allowed && sp.programs.is_empty() {
         warn(
             out,
             "allow_subprocess",
@@ -68,6 +75,16 @@ fn subprocess(spec: &PolicySpec, p: &EffectivePolicy, out: &mut Vec<Warning>) {
         );
     }
     for (i, prog) in sp.programs.iter().enumerate() {
+        if sp.allowed && prog.allow_shell {
+            warn(
+                out,
+                format!("subprocess_allowlist[{i}]"),
+                format!(
+                    "{} is a shell or interpreter (allow_shell = true): the tool can run any code its sandbox lets a program run",
+                    prog.name
+                ),
+            );
+        }
         if let Some(j) = sp.programs[..i].iter().position(|q| q.path == prog.path) {
             warn(
                 out,
@@ -183,11 +200,12 @@ mod tests {
     /// (tool TOML, the warnings expected: "field: text" substrings, in order)
     const CASES: &[(&str, &[&str])] = &[
         ("", &[]),
-        ("allow_subprocess = true\nsubprocess_allowlist = [{ program = \"sh\", allow_shell = true }]", &[]),
+        ("allow_subprocess = true\nsubprocess_allowlist = [{ program = \"sh\", allow_shell = true }]", &["subprocess_allowlist[0]: sh is a shell or interpreter (allow_shell = true)"]),
+        ("allow_subprocess = true\nsubprocess_allowlist = [\"cat\", { program = \"true\", args = [\"x\"] }]", &[]),
         ("subprocess_allowlist = [{ program = \"sh\", allow_shell = true }]", &["subprocess_allowlist: has no effect: allow_subprocess is false"]),
         ("subprocess_timeout_ms = 5", &["subprocess_timeout_ms: has no effect"]),
         ("allow_subprocess = true", &["allow_subprocess: has no effect: subprocess_allowlist is empty"]),
-        ("allow_subprocess = true\nsubprocess_allowlist = [{ program = \"sh\", allow_shell = true }, { program = \"sh\", allow_shell = true }]", &["subprocess_allowlist[1]: has no effect: same program as subprocess_allowlist[0]"]),
+        ("allow_subprocess = true\nsubprocess_allowlist = [{ program = \"sh\", allow_shell = true }, { program = \"sh\", allow_shell = true }]", &["subprocess_allowlist[0]: sh is a shell", "subprocess_allowlist[1]: sh is a shell", "subprocess_allowlist[1]: has no effect: same program as subprocess_allowlist[0]"]),
         ("allowed_network_hosts = [\"a.example.com\", \"*.example.com\"]", &["allowed_network_hosts[0]: has no effect: `a.example.com` is covered by `*.example.com`"]),
         ("allowed_network_hosts = [\"x.com\", \"X.com.\"]", &["allowed_network_hosts[1]: has no effect"]),
         ("allowed_network_hosts = [\"x.com\", \"x.com:*\"]", &["allowed_network_hosts[0]: has no effect"]),
