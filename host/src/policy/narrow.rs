@@ -512,11 +512,11 @@ impl Cx<'_> {
         let field = "subprocess_run_as";
         let c = ceiling.unwrap_or(process::DEFAULT_RUN_AS);
         match tool {
-            Some(t) if t == 0 && c != 0 => Err(outside(
+            Some(0) if c != 0 && !matches!(self.scope, Scope::Defaults) => Err(outside(
                 "uid 0 keeps root for the program",
                 "remove it (runs drop to an unprivileged uid), or set subprocess_run_as = 0 in [defaults.policy]".to_string(),
             )
-            .at(&self.scope, field, t.to_string())),
+            .at(&self.scope, field, "0")),
             Some(t) if ceiling.is_some() && t != c => Err(outside(
                 format!("differs from defaults.policy's {c}"),
                 format!("set it to {c}, or remove it"),
@@ -660,6 +660,14 @@ pub(super) mod tests {
         (Some("subprocess_timeout_ms = 1000"), Some(""), Ok(&["subprocess_timeout_ms = 1000"])),
         (Some("subprocess_max_concurrent = 2"), Some("subprocess_max_concurrent = 1"), Ok(&["subprocess_max_concurrent = 1"])),
         (None, Some("subprocess_max_output_bytes = 0"), Err((ErrorKind::Malformed, "at least 1"))),
+        (None, Some(""), Ok(&["subprocess_max_memory_bytes = 1073741824", "subprocess_max_processes = 64", "subprocess_max_file_bytes = 67108864", "subprocess_max_open_files = 256", "subprocess_run_as = 65534"])),
+        (Some("subprocess_max_processes = 16"), Some("subprocess_max_processes = 32"), Err((ErrorKind::OutsideCeiling, "subprocess_max_processes = \"32\": exceeds defaults.policy's 16"))),
+        (Some("subprocess_max_memory_bytes = 1000000"), Some(""), Ok(&["subprocess_max_memory_bytes = 1000000"])),
+        (None, Some("subprocess_max_open_files = 0"), Err((ErrorKind::Malformed, "at least 1"))),
+        (None, Some("subprocess_run_as = 0"), Err((ErrorKind::OutsideCeiling, "subprocess_run_as = \"0\": uid 0 keeps root"))),
+        (Some("subprocess_run_as = 0"), Some("subprocess_run_as = 0"), Ok(&["subprocess_run_as = 0"])),
+        (Some("subprocess_run_as = 1000"), Some("subprocess_run_as = 1001"), Err((ErrorKind::OutsideCeiling, "differs from defaults.policy's 1000"))),
+        (None, Some("subprocess_run_as = 4242"), Ok(&["subprocess_run_as = 4242"])),
         // Env.
         (None, Some("env = { LANG = \"C\" }"), Ok(&["env = { LANG = \"C\" }"])),
         (None, Some("env = { AWS_REGION = \"eu\" }"), Err((ErrorKind::SensitiveEnv, "policy.env.AWS_REGION = \"AWS_REGION\": key has a sensitive prefix AWS_"))),
