@@ -413,3 +413,27 @@ fn check_prints_what_a_tools_programs_can_reach() {
         assert!(out.contains(want), "missing {want:?} in:\n{out}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_killed_by_its_file_size_limit_is_audited() {
+    let dir = TestDir::new();
+    let m = mounts(&dir);
+    let host = open(&dir, &tool("t", "hostile", "", Some(&policy(&m, "subprocess_max_file_bytes = 1000000")))).await;
+    // Python ignores SIGXFSZ by default; restore the default (death).
+    let code = "import os, signal\n\
+                signal.signal(signal.SIGXFSZ, signal.SIG_DFL)\n\
+                print('writing', flush=True)\n\
+                open(os.environ['TMPDIR'] + '/big', 'wb').write(b'0' * 2000000)\n\
+                print('wrote')\n";
+    let big = call(&host, SPAWN, py(code)).await;
+    host.shutdown().await.unwrap();
+
+    assert_eq!(stdout(&big), "writing\n", "the write past the limit killed it");
+    let (calls, _) = audited(&dir.audit_db());
+    assert_call(
+        &calls[0],
+        SPAWN,
+        "ok",
+        &[deny("process", "killed", &format!("{PY} -c {code}"), "the program died of file size limit (subprocess_max_file_bytes)")],
+    );
+}
