@@ -1,5 +1,11 @@
 //! `allow_subprocess` + `subprocess_allowlist`: programs are resolved to
 //! absolute paths once, at load, so PATH changes later cannot swap them.
+//! An entry is a name/path or `{ program, args, allow_shell,
+//! extra_read_paths }`; shells and interpreters ([`SHELL_LIKE`]) need
+//! `allow_shell = true`; `args` are whole-argument regexes, one per
+//! position ([`Program::check_args`]). The `subprocess_max_*` limits and
+//! `subprocess_run_as` feed the kernel confinement (`sandbox::confine`);
+//! without Landlock a grant is refused at load ([`sandbox_unavailable`]).
 //!
 //! ```ignore
 //! let sh = resolve_program("sh", std::env::var_os("PATH").as_deref()).unwrap();
