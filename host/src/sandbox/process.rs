@@ -100,6 +100,13 @@ fn argv_summary(program: &str, args: &[String]) -> String {
 
 /// Kills the run's whole process group when dropped: every path out of
 /// [`run_program`] (success, error, timeout, the call being cancelled).
+///
+/// The pgid is the program's pid. While any member of the group lives, the
+/// kernel does not reuse that number; after the program is reaped with no
+/// member left, `kill` finds nothing (ESRCH). The one window: the group is
+/// empty, the program was just reaped, and within those microseconds a new
+/// process gets the same pid and makes itself a group leader. A PID
+/// namespace or a cgroup would close it; not done yet.
 struct GroupKill(Option<i32>);
 
 impl GroupKill {
