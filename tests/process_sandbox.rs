@@ -418,7 +418,11 @@ async fn a_shell_on_the_allowlist_needs_allow_shell() {
 fn check_prints_what_a_tools_programs_can_reach() {
     let dir = TestDir::new();
     let m = mounts(&dir);
-    let cfg = dir.write_config(&tool("t", "hostile", "", Some(&policy(&m, "subprocess_max_processes = 8"))));
+    let private = dir.path().join("private");
+    std::fs::create_dir(&private).unwrap();
+    open_to_all(&private, 0o700);
+    let u = format!("allow_subprocess = true\nsubprocess_allowlist = [\"true\"]\nallowed_read_paths = [{}]", q(&private));
+    let cfg = dir.write_config(&[tool("t", "hostile", "", Some(&policy(&m, "subprocess_max_processes = 8"))), tool("u", "hostile", "", Some(&u))].concat());
     let o = common::run(common::wasmward(&dir).args(["check", "--config", cfg.to_str().unwrap()]));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{out}\n{}", String::from_utf8_lossy(&o.stderr));
@@ -433,9 +437,12 @@ fn check_prints_what_a_tools_programs_can_reach() {
         "8 processes",
         "runs as: uid/gid 65534 when the host is root",
         "warning: policy.subprocess_allowlist[1]: sh is a shell or interpreter (allow_shell = true)",
+        &format!("warning: policy.subprocess_run_as: when the host runs as root, programs run as uid 65534 and cannot use the mount {p} ({p}): it is mode 700", p = private.display()),
     ] {
         assert!(out.contains(want), "missing {want:?} in:\n{out}");
     }
+    // Tool t's mounts are reachable: only tool u gets that warning.
+    assert_eq!(out.matches("cannot use the mount").count(), 1, "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -74,6 +74,22 @@ fn subprocess(spec: &PolicySpec, p: &EffectivePolicy, out: &mut Vec<Warning>) {
             "has no effect: subprocess_allowlist is empty, so no program can run",
         );
     }
+    if sp.allowed && sp.run_as != 0 && !sp.programs.is_empty() {
+        for m in p.mounts.mounts() {
+            if let Some(why) = unreachable_by(&m.host, sp.run_as, m.mode == MountMode::Rw) {
+                warn(
+                    out,
+                    "subprocess_run_as",
+                    format!(
+                        "when the host runs as root, programs run as uid {} and cannot use the mount {} ({}): {why}; make it reachable (chmod/chown) or pick another subprocess_run_as",
+                        sp.run_as,
+                        m.guest,
+                        m.host.display()
+                    ),
+                );
+            }
+        }
+    }
     for (i, prog) in sp.programs.iter().enumerate() {
         if sp.allowed && prog.allow_shell {
             warn(
@@ -92,6 +108,49 @@ fn subprocess(spec: &PolicySpec, p: &EffectivePolicy, out: &mut Vec<Warning>) {
                 format!("has no effect: same program as subprocess_allowlist[{j}]"),
             );
         }
+    }
+}
+
+/// Why `uid` (with gid = uid, no other groups) could not reach `path`
+/// through the usual permission bits, if it could not: every ancestor needs
+/// search (x), the mount read (r, x) and, when writable, write (w).
+fn unreachable_by(path: &std::path::Path, uid: u32, writable: bool) -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let allows = |meta: &std::fs::Metadata, bits: u32| {
+            let mode = meta.mode();
+            let shift = if meta.uid() == uid {
+                6
+            } else if meta.gid() == uid {
+                3
+            } else {
+                0
+            };
+            (mode >> shift) & bits == bits
+        };
+        for anc in path.ancestors().skip(1) {
+            let meta = std::fs::metadata(anc).ok()?;
+            if !allows(&meta, 0o1) {
+                return Some(format!("{} is mode {:o} and not searchable by it", anc.display(), meta.mode() & 0o7777));
+            }
+        }
+        let meta = std::fs::metadata(path).ok()?;
+        let need = match (meta.is_dir(), writable) {
+            (true, true) => 0o7,
+            (true, false) => 0o5,
+            (false, true) => 0o6,
+            (false, false) => 0o4,
+        };
+        if !allows(&meta, need) {
+            return Some(format!("it is mode {:o}, owner {}", meta.mode() & 0o7777, meta.uid()));
+        }
+        None
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (path, uid, writable);
+        None
     }
 }
 
