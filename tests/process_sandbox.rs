@@ -421,7 +421,14 @@ fn check_prints_what_a_tools_programs_can_reach() {
     let private = dir.path().join("private");
     std::fs::create_dir(&private).unwrap();
     open_to_all(&private, 0o700);
-    let u = format!("allow_subprocess = true\nsubprocess_allowlist = [\"true\"]\nallowed_read_paths = [{}]", q(&private));
+    let prog = private.join("prog");
+    std::fs::write(&prog, "#!/bin/sh\ntrue\n").unwrap();
+    open_to_all(&prog, 0o755);
+    let u = format!(
+        "allow_subprocess = true\nsubprocess_allowlist = [\"true\", {}]\nallowed_read_paths = [{}]",
+        q(&prog),
+        q(&private)
+    );
     let cfg = dir.write_config(&[tool("t", "hostile", "", Some(&policy(&m, "subprocess_max_processes = 8"))), tool("u", "hostile", "", Some(&u))].concat());
     let o = common::run(common::wasmward(&dir).args(["check", "--config", cfg.to_str().unwrap()]));
     let out = String::from_utf8_lossy(&o.stdout);
@@ -441,6 +448,13 @@ fn check_prints_what_a_tools_programs_can_reach() {
     ] {
         assert!(out.contains(want), "missing {want:?} in:\n{out}");
     }
+    let want = format!(
+        "warning: policy.subprocess_allowlist[1]: when the host runs as root, programs run as uid 65534 and cannot start {}: {} is mode 700 and not searchable by it",
+        prog.display(),
+        private.display()
+    );
+    assert!(out.contains(&want), "missing {want:?} in:\n{out}");
+    assert_eq!(out.matches("cannot start").count(), 1, "{out}");
     // Tool t's mounts are reachable: only tool u gets that warning.
     assert_eq!(out.matches("cannot use the mount").count(), 1, "{out}");
 }

@@ -91,6 +91,19 @@ fn subprocess(spec: &PolicySpec, p: &EffectivePolicy, out: &mut Vec<Warning>) {
         }
     }
     for (i, prog) in sp.programs.iter().enumerate() {
+        if sp.allowed && sp.run_as != 0 {
+            if let Some(why) = unreachable_by(&prog.path, sp.run_as, false) {
+                warn(
+                    out,
+                    format!("subprocess_allowlist[{i}]"),
+                    format!(
+                        "when the host runs as root, programs run as uid {} and cannot start {}: {why}; allowlist a path that uid can reach (e.g. /usr/bin/...)",
+                        sp.run_as,
+                        prog.path.display()
+                    ),
+                );
+            }
+        }
         if sp.allowed && prog.allow_shell {
             warn(
                 out,
