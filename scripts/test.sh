@@ -10,6 +10,12 @@ if ! command -v openssl >/dev/null; then
   sudo_=""; [ "$(id -u)" = 0 ] || sudo_=sudo
   $sudo_ apt-get update -qq && $sudo_ apt-get install -y -qq openssl >/dev/null
 fi
+# The process sandbox tests run Debian's python3 (/usr/bin/python3).
+if [ ! -x /usr/bin/python3 ]; then
+  echo "installing python3 (Debian package) for the process sandbox tests..." >&2
+  sudo_=""; [ "$(id -u)" = 0 ] || sudo_=sudo
+  $sudo_ apt-get update -qq && $sudo_ apt-get install -y -qq python3 >/dev/null
+fi
 scripts/build-tools.sh
 scripts/build-lang-tools.sh
 export WASMWARD_EXAMPLE_TOOLS_BUILT=1

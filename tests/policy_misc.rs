@@ -77,7 +77,7 @@ async fn subprocess_needs_the_grant_and_the_allowlist() {
     set_host_secret();
     let dir = TestDir::new();
     let granted = "allow_subprocess = true\n\
-                   subprocess_allowlist = [\"echo\", \"env\", \"sleep\"]\n\
+                   subprocess_allowlist = [\"echo\", { program = \"env\", allow_shell = true }, \"sleep\"]\n\
                    subprocess_timeout_ms = 300\n\
                    env = { APP_MODE = \"test\", LANG = \"C\" }";
     let tools = [tool("noproc", "hostile", "", None), tool("proc", "hostile", "", Some(granted))].concat();
@@ -97,7 +97,10 @@ async fn subprocess_needs_the_grant_and_the_allowlist() {
     assert_eq!(ok(&echo), &json!({"ok": "hello two words $HOME;id\n"}));
     let mut lines: Vec<&str> = ok(&env)["ok"].as_str().unwrap().lines().collect();
     lines.sort();
-    assert_eq!(lines, ["APP_MODE=test", "LANG=C"], "the program's env is the policy's alone");
+    // The policy's env plus TMPDIR, the run's private temp dir (issue 9).
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(lines[2].starts_with("TMPDIR=") && lines[2].contains("wasmward-run-"), "{lines:?}");
+    assert_eq!(lines[..2], ["APP_MODE=test", "LANG=C"], "the program's env is the policy's alone");
     assert_eq!(guest_err(&slow), "timeout: the program was killed");
 
     let (calls, _) = audited(&dir.audit_db());
@@ -107,7 +110,8 @@ async fn subprocess_needs_the_grant_and_the_allowlist() {
     assert_call(&calls[2], "proc.caps.spawn", "denied", &[deny("process", "spawn", "/bin/sh -c echo pwned", "not on subprocess_allowlist")]);
     assert_call(&calls[3], "proc.caps.spawn", "ok", &[]);
     assert_call(&calls[4], "proc.caps.spawn", "ok", &[]);
-    assert_call(&calls[5], "proc.caps.spawn", "tool_error", &[]);
+    // A run killed at its timeout is an audit event (issue 9).
+    assert_call(&calls[5], "proc.caps.spawn", "denied", &[deny("process", "kill", "sleep 5", "subprocess_timeout_ms: process group killed")]);
 }
 
 // ------------------------------------------------------------- log mode

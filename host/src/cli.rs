@@ -315,6 +315,48 @@ fn inspect(file: &Path, as_json: bool) -> Result<(), Failure> {
     Ok(())
 }
 
+/// What the programs of a tool granted `process` can reach (issue 9).
+fn child_reach(policy: &crate::policy::EffectivePolicy) -> Vec<String> {
+    let sp = &policy.subprocess;
+    if !sp.allowed || sp.programs.is_empty() {
+        return Vec::new();
+    }
+    let mut out = vec!["process: each program runs confined (Landlock + seccomp + rlimits), and can reach:".to_string()];
+    for p in &sp.programs {
+        let args = match &p.args {
+            None => "any arguments".to_string(),
+            Some(a) => format!("arguments matching {:?}", a.iter().map(|x| x.source.as_str()).collect::<Vec<_>>()),
+        };
+        let shell = if p.allow_shell { ", a shell or interpreter (allow_shell)" } else { "" };
+        out.push(format!("  program {} ({}), {args}{shell}", p.path.display(), p.name));
+        for x in &p.extra_read_paths {
+            out.push(format!("    + read {} (extra_read_paths)", x.display()));
+        }
+    }
+    for m in policy.mounts.mounts() {
+        let mode = if m.mode == crate::policy::MountMode::Rw { "read-write" } else { "read-only" };
+        out.push(format!("  {mode}: {} (the tool's mount {})", m.host.display(), m.guest));
+    }
+    #[cfg(target_os = "linux")]
+    out.push(format!(
+        "  read + execute: {} (those present)",
+        crate::sandbox::confine::SYSTEM_READ_PATHS.join(", ")
+    ));
+    out.push("  read-write: /dev/null and a private empty TMPDIR, removed after the run".into());
+    out.push("  network: none (no TCP/UDP sockets; a fresh network namespace when the host is root)".into());
+    out.push(format!(
+        "  limits: timeout {} ms (then the whole process group is killed; it is killed when the call ends anyway), \
+         address space {} bytes, {} processes, files up to {} bytes, {} open files, output {} bytes",
+        sp.timeout_ms, sp.max_memory_bytes, sp.max_processes, sp.max_file_bytes, sp.max_open_files, sp.max_output_bytes
+    ));
+    out.push(if sp.run_as == 0 {
+        "  runs as: the host's user (subprocess_run_as = 0)".to_string()
+    } else {
+        format!("  runs as: uid/gid {} when the host is root, else the host's user", sp.run_as)
+    });
+    out
+}
+
 async fn check(config: &Path) -> Result<(), Failure> {
     let cfg = Config::load(config).map_err(usage)?;
     let mut warnings = 0;
@@ -328,6 +370,9 @@ async fn check(config: &Path) -> Result<(), Failure> {
         for w in policy.warnings() {
             warnings += 1;
             println!("  warning: {w}");
+        }
+        for line in child_reach(&policy) {
+            println!("  {line}");
         }
         let path = cfg.resolve_path(&tc.path);
         if let Ok(bytes) = std::fs::read(&path) {

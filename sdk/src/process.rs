@@ -2,7 +2,10 @@
 //!
 //! There is no shell: `program` is resolved against the policy's
 //! `subprocess_allowlist` and `args` become argv[1..]. Every call is denied
-//! unless the operator granted `allow_subprocess`.
+//! unless the operator granted `allow_subprocess`. An entry may pin the
+//! arguments (a refused argv is `Denied`). The program runs inside the
+//! tool's sandbox (Linux: Landlock, seccomp, rlimits, no network): it sees
+//! the tool's mounts and a private `TMPDIR`, nothing else of the host.
 
 use crate::bindings::wasmward::tool::process as host;
 use std::fmt;

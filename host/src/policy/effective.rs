@@ -16,7 +16,7 @@ use super::imports::{grantable, ImportRules, ImportVerdict};
 use super::ip::{classify, PrivateRange};
 use super::paths::{MountMode, MountTable};
 use super::process::SubprocessPolicy;
-use super::spec::{MountEntry, MountSpec, PolicySpec};
+use super::spec::{MountEntry, MountSpec, PolicySpec, ProgramEntry, ProgramSpec};
 use super::ViolationAction;
 
 /// A tool's policy after defaults, validation and the ceiling.
@@ -177,12 +177,28 @@ impl EffectivePolicy {
             subprocess_allowlist: Some(
                 sp.programs
                     .iter()
-                    .map(|p| p.path.to_string_lossy().into_owned())
+                    .map(|p| {
+                        let program = p.path.to_string_lossy().into_owned();
+                        if p.args.is_none() && !p.allow_shell && p.extra_read_paths.is_empty() {
+                            return ProgramSpec::Name(program);
+                        }
+                        ProgramSpec::Table(ProgramEntry {
+                            program,
+                            args: p.args.as_ref().map(|a| a.iter().map(|x| x.source.clone()).collect()),
+                            allow_shell: p.allow_shell,
+                            extra_read_paths: p.extra_read_paths.iter().map(|x| x.to_string_lossy().into_owned()).collect(),
+                        })
+                    })
                     .collect(),
             ),
             subprocess_timeout_ms: Some(sp.timeout_ms),
             subprocess_max_output_bytes: Some(sp.max_output_bytes),
             subprocess_max_concurrent: Some(sp.max_concurrent),
+            subprocess_max_memory_bytes: Some(sp.max_memory_bytes),
+            subprocess_max_processes: Some(sp.max_processes),
+            subprocess_max_file_bytes: Some(sp.max_file_bytes),
+            subprocess_max_open_files: Some(sp.max_open_files),
+            subprocess_run_as: Some(sp.run_as),
             allow_eval_exec: Some(self.allow_eval_exec),
             allowed_imports: self.imports.allowed.as_deref().map(strings),
             blocked_imports: Some(strings(&self.imports.blocked)),

@@ -434,7 +434,7 @@ mod grantable_tests {
             Some("subprocess_allowlist is empty"),
         ),
         (
-            "allow_subprocess = true\nsubprocess_allowlist = [\"sh\"]",
+            "allow_subprocess = true\nsubprocess_allowlist = [{ program = \"sh\", allow_shell = true }]",
             "wasmward:tool/process@0.1.0",
             None,
         ),

@@ -33,7 +33,7 @@ pub use self::imports::{grantable, ImportPattern, ImportRules, ImportVerdict};
 pub use self::ip::{classify, Embedding, PrivateRange};
 pub use self::paths::{FsOp, Mount, MountMode, MountTable, PathMiss};
 pub use self::process::{Program, SubprocessPolicy};
-pub use self::spec::{MountEntry, MountSpec, PolicySpec};
+pub use self::spec::{MountEntry, MountSpec, PolicySpec, ProgramEntry, ProgramSpec};
 
 /// `sandbox_violation_action`: what happens when a tool oversteps.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

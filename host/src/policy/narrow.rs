@@ -429,9 +429,21 @@ impl Cx<'_> {
             spec.allow_subprocess,
             c.map(|c| c.allowed),
         )?;
+        if allowed {
+            if let Some(why) = process::sandbox_unavailable() {
+                return Err(Problem::new(
+                    ErrorKind::Malformed,
+                    why,
+                    "run wasmward on a Linux kernel with Landlock, or set allow_subprocess = false",
+                )
+                .at(&self.scope, "allow_subprocess", "true"));
+            }
+        }
         let path_var = std::env::var_os("PATH");
         let mut programs: Vec<Program> = Vec::new();
-        for (i, name) in spec.subprocess_allowlist.iter().flatten().enumerate() {
+        for (i, item) in spec.subprocess_allowlist.iter().flatten().enumerate() {
+            let entry = item.entry();
+            let name = &entry.program;
             let field = format!("subprocess_allowlist[{i}]");
             let path = resolve_program(name, path_var.as_deref())
                 .map_err(|p| p.at(&self.scope, &field, name))?;
@@ -447,9 +459,78 @@ impl Cx<'_> {
                     .at(&self.scope, &field, name));
                 }
             }
+            if process::is_shell_like(&path) && !entry.allow_shell {
+                return Err(Problem::new(
+                    ErrorKind::Malformed,
+                    format!("{} is a shell or interpreter: it runs whatever its arguments say", path.display()),
+                    format!(
+                        "allowlist the program the tool really needs, pin its arguments with {{ program = {name:?}, args = [...] }}, or write {{ program = {name:?}, allow_shell = true }} if the tool must run code"
+                    ),
+                )
+                .at(&self.scope, &field, name));
+            }
+            let mut args = None;
+            if let Some(list) = &entry.args {
+                let mut pats = Vec::new();
+                for (j, a) in list.iter().enumerate() {
+                    pats.push(process::ArgPattern::new(a).map_err(|e| {
+                        Problem::new(
+                            ErrorKind::Malformed,
+                            format!("not a regex: {e}"),
+                            "write a regex (https://docs.rs/regex) matching the whole argument",
+                        )
+                        .at(&self.scope, format!("{field}.args[{j}]"), a)
+                    })?);
+                }
+                args = Some(pats);
+            }
+            let mut extra = Vec::new();
+            for (j, x) in entry.extra_read_paths.iter().enumerate() {
+                let f = format!("{field}.extra_read_paths[{j}]");
+                let p = std::path::Path::new(x);
+                if !p.is_absolute() {
+                    return Err(Problem::new(ErrorKind::RelativePath, "relative path", "write an absolute host path")
+                        .at(&self.scope, f, x));
+                }
+                if let Err(e) = p.metadata() {
+                    return Err(Problem::new(
+                        ErrorKind::MissingPath,
+                        format!("host path cannot be read ({e})"),
+                        "create it, or remove the entry",
+                    )
+                    .at(&self.scope, f, x));
+                }
+                extra.push(p.to_path_buf());
+            }
+            // Under a ceiling, the ceiling's entry for the program bounds
+            // this one: its argument patterns are inherited (or must be
+            // repeated as they are), its extra_read_paths are the most.
+            if let Some(cp) = c.and_then(|c| c.programs.iter().find(|cp| same_program(&cp.path, &path))) {
+                match (&args, &cp.args) {
+                    (None, Some(ca)) => args = Some(ca.clone()),
+                    (Some(a), Some(ca)) if a != ca => {
+                        return Err(outside(
+                            "args differ from the ceiling's entry for this program",
+                            "remove args here (the ceiling's apply), or repeat them exactly",
+                        )
+                        .at(&self.scope, format!("{field}.args"), name));
+                    }
+                    _ => {}
+                }
+                if let Some(x) = extra.iter().find(|x| !cp.extra_read_paths.contains(x)) {
+                    return Err(outside(
+                        format!("extra_read_paths {} is not on the ceiling's entry for this program", x.display()),
+                        "add it to the [defaults.policy] entry, or remove it here",
+                    )
+                    .at(&self.scope, format!("{field}.extra_read_paths"), name));
+                }
+            }
             programs.push(Program {
                 name: name.clone(),
                 path,
+                args,
+                allow_shell: entry.allow_shell,
+                extra_read_paths: extra,
             });
         }
         Ok(SubprocessPolicy {
@@ -473,7 +554,53 @@ impl Cx<'_> {
                 c.map(|c| c.max_concurrent),
                 process::DEFAULT_MAX_CONCURRENT,
             )?,
+            max_memory_bytes: self.limit(
+                "subprocess_max_memory_bytes",
+                spec.subprocess_max_memory_bytes,
+                c.map(|c| c.max_memory_bytes),
+                process::DEFAULT_MAX_MEMORY_BYTES,
+            )?,
+            max_processes: self.limit(
+                "subprocess_max_processes",
+                spec.subprocess_max_processes,
+                c.map(|c| c.max_processes),
+                process::DEFAULT_MAX_PROCESSES,
+            )?,
+            max_file_bytes: self.limit(
+                "subprocess_max_file_bytes",
+                spec.subprocess_max_file_bytes,
+                c.map(|c| c.max_file_bytes),
+                process::DEFAULT_MAX_FILE_BYTES,
+            )?,
+            max_open_files: self.limit(
+                "subprocess_max_open_files",
+                spec.subprocess_max_open_files,
+                c.map(|c| c.max_open_files),
+                process::DEFAULT_MAX_OPEN_FILES,
+            )?,
+            run_as: self.run_as(spec.subprocess_run_as, c.map(|c| c.run_as))?,
         })
+    }
+
+    /// `subprocess_run_as`: a tool may not pick another uid than the
+    /// ceiling's (uid 0, keeping root, only where the ceiling says so).
+    fn run_as(&self, tool: Option<u32>, ceiling: Option<u32>) -> Result<u32, PolicyError> {
+        let field = "subprocess_run_as";
+        let c = ceiling.unwrap_or(process::DEFAULT_RUN_AS);
+        match tool {
+            Some(0) if c != 0 && !matches!(self.scope, Scope::Defaults) => Err(outside(
+                "uid 0 keeps root for the program",
+                "remove it (runs drop to an unprivileged uid), or set subprocess_run_as = 0 in [defaults.policy]".to_string(),
+            )
+            .at(&self.scope, field, "0")),
+            Some(t) if ceiling.is_some() && t != c => Err(outside(
+                format!("differs from defaults.policy's {c}"),
+                format!("set it to {c}, or remove it"),
+            )
+            .at(&self.scope, field, t.to_string())),
+            Some(t) => Ok(t),
+            None => Ok(c),
+        }
     }
 
     fn patterns(&self, field: &str, list: &[String]) -> Result<Vec<ImportPattern>, PolicyError> {
@@ -593,16 +720,30 @@ pub(super) mod tests {
         (Some("allow_symlinks = true"), Some(""), Ok(&["allow_symlinks = false"])),
         (Some(""), Some("allow_symlinks = true"), Err((ErrorKind::OutsideCeiling, "policy.allow_symlinks = \"true\": defaults.policy does not grant it"))),
         // Subprocess.
-        (None, Some("allow_subprocess = true\nsubprocess_allowlist = [\"sh\"]"), Ok(&["allow_subprocess = true"])),
+        (None, Some("allow_subprocess = true\nsubprocess_allowlist = [{ program = \"sh\", allow_shell = true }]"), Ok(&["allow_subprocess = true"])),
         (None, Some("subprocess_allowlist = [\"no-such-program-xyz\"]"), Err((ErrorKind::UnresolvedProgram, "subprocess_allowlist[0] = \"no-such-program-xyz\": not found in PATH"))),
         (None, Some("subprocess_allowlist = [\"./sh\"]"), Err((ErrorKind::RelativePath, "subprocess_allowlist[0]"))),
-        (Some("allow_subprocess = true\nsubprocess_allowlist = [\"sh\"]"), Some("allow_subprocess = true\nsubprocess_allowlist = [\"/bin/sh\"]"), Ok(&["allow_subprocess = true"])),
-        (Some("allow_subprocess = true\nsubprocess_allowlist = [\"sh\"]"), Some("subprocess_allowlist = [\"sh\", \"ls\"]"),
+        (None, Some("subprocess_allowlist = [\"sh\"]"), Err((ErrorKind::Malformed, "subprocess_allowlist[0] = \"sh\": /"))),
+        (None, Some("subprocess_allowlist = [\"cat\", \"env\"]"), Err((ErrorKind::Malformed, "subprocess_allowlist[1] = \"env\": /"))),
+        (None, Some("subprocess_allowlist = [{ program = \"cat\", args = [\"(\"] }]"), Err((ErrorKind::Malformed, "subprocess_allowlist[0].args[0] = \"(\": not a regex"))),
+        (None, Some("subprocess_allowlist = [{ program = \"cat\", extra_read_paths = [\"rel\"] }]"), Err((ErrorKind::RelativePath, "subprocess_allowlist[0].extra_read_paths[0]"))),
+        (Some("allow_subprocess = true\nsubprocess_allowlist = [{ program = \"cat\", args = [\"a\"] }]"), Some("subprocess_allowlist = [{ program = \"cat\", args = [\"b\"] }]"),
+            Err((ErrorKind::OutsideCeiling, "subprocess_allowlist[0].args = \"cat\": args differ"))),
+        (Some("allow_subprocess = true\nsubprocess_allowlist = [{ program = \"sh\", allow_shell = true }]"), Some("allow_subprocess = true\nsubprocess_allowlist = [{ program = \"/bin/sh\", allow_shell = true }]"), Ok(&["allow_subprocess = true"])),
+        (Some("allow_subprocess = true\nsubprocess_allowlist = [{ program = \"sh\", allow_shell = true }]"), Some("subprocess_allowlist = [{ program = \"sh\", allow_shell = true }, \"ls\"]"),
             Err((ErrorKind::OutsideCeiling, "subprocess_allowlist[1] = \"ls\": resolves to"))),
         (Some("subprocess_timeout_ms = 1000"), Some("subprocess_timeout_ms = 2000"), Err((ErrorKind::OutsideCeiling, "subprocess_timeout_ms = \"2000\": exceeds defaults.policy's 1000"))),
         (Some("subprocess_timeout_ms = 1000"), Some(""), Ok(&["subprocess_timeout_ms = 1000"])),
         (Some("subprocess_max_concurrent = 2"), Some("subprocess_max_concurrent = 1"), Ok(&["subprocess_max_concurrent = 1"])),
         (None, Some("subprocess_max_output_bytes = 0"), Err((ErrorKind::Malformed, "at least 1"))),
+        (None, Some(""), Ok(&["subprocess_max_memory_bytes = 1073741824", "subprocess_max_processes = 64", "subprocess_max_file_bytes = 67108864", "subprocess_max_open_files = 256", "subprocess_run_as = 65534"])),
+        (Some("subprocess_max_processes = 16"), Some("subprocess_max_processes = 32"), Err((ErrorKind::OutsideCeiling, "subprocess_max_processes = \"32\": exceeds defaults.policy's 16"))),
+        (Some("subprocess_max_memory_bytes = 1000000"), Some(""), Ok(&["subprocess_max_memory_bytes = 1000000"])),
+        (None, Some("subprocess_max_open_files = 0"), Err((ErrorKind::Malformed, "at least 1"))),
+        (None, Some("subprocess_run_as = 0"), Err((ErrorKind::OutsideCeiling, "subprocess_run_as = \"0\": uid 0 keeps root"))),
+        (Some("subprocess_run_as = 0"), Some("subprocess_run_as = 0"), Ok(&["subprocess_run_as = 0"])),
+        (Some("subprocess_run_as = 1000"), Some("subprocess_run_as = 1001"), Err((ErrorKind::OutsideCeiling, "differs from defaults.policy's 1000"))),
+        (None, Some("subprocess_run_as = 4242"), Ok(&["subprocess_run_as = 4242"])),
         // Env.
         (None, Some("env = { LANG = \"C\" }"), Ok(&["env = { LANG = \"C\" }"])),
         (None, Some("env = { AWS_REGION = \"eu\" }"), Err((ErrorKind::SensitiveEnv, "policy.env.AWS_REGION = \"AWS_REGION\": key has a sensitive prefix AWS_"))),
@@ -724,7 +865,7 @@ pub(super) mod tests {
             allowed_network_hosts = ["*.example.com:*", "10.0.0.0/8:5432"]
             env = { LANG = "C" }
             allow_subprocess = true
-            subprocess_allowlist = ["sh"]
+            subprocess_allowlist = [{ program = "sh", allow_shell = true }, { program = "true", args = ["-x", "[a-z]+"] }, "cat"]
             blocked_imports = ["wasi:sockets/udp"]"#;
         let t = spec(Some(src), root.to_str().unwrap());
         let p = EffectivePolicy::resolve(None, t.as_ref(), "t").unwrap();

@@ -55,9 +55,10 @@ pub struct PolicySpec {
     /// Allow `wasmward:tool/process` (default false).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_subprocess: Option<bool>,
-    /// Programs `process` may run: names (looked up in PATH at load) or absolute paths.
+    /// Programs `process` may run: names (looked up in PATH at load) or
+    /// absolute paths, or tables `{ program, args, allow_shell, extra_read_paths }`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub subprocess_allowlist: Option<Vec<String>>,
+    pub subprocess_allowlist: Option<Vec<ProgramSpec>>,
     /// Per-run timeout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subprocess_timeout_ms: Option<u64>,
@@ -67,6 +68,21 @@ pub struct PolicySpec {
     /// Programs running at once, per tool.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subprocess_max_concurrent: Option<u32>,
+    /// Address-space limit (RLIMIT_AS) of a run, bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subprocess_max_memory_bytes: Option<u64>,
+    /// Processes the run's uid may have (RLIMIT_NPROC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subprocess_max_processes: Option<u64>,
+    /// Largest file a run may write (RLIMIT_FSIZE), bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subprocess_max_file_bytes: Option<u64>,
+    /// Open files per process of a run (RLIMIT_NOFILE).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subprocess_max_open_files: Option<u64>,
+    /// Uid (and gid) a run drops to when the host runs as root (default 65534).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subprocess_run_as: Option<u32>,
     /// Allow components that embed an interpreter (default false).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_eval_exec: Option<bool>,
@@ -133,6 +149,62 @@ impl MountSpec {
 }
 
 // Hand-written so a bad table reports its own key, not "did not match any variant".
+/// One `subprocess_allowlist` entry: `"git"` or
+/// `{ program = "git", args = ["^status$", "^--porcelain$"] }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum ProgramSpec {
+    Name(String),
+    Table(ProgramEntry),
+}
+
+/// The table form of an allowlist entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProgramEntry {
+    /// A name looked up in PATH at load, or an absolute path.
+    pub program: String,
+    /// One regex per argument: argv must have exactly this many arguments,
+    /// and argument `i` must match `args[i]` whole. Unset: any argv.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<Vec<String>>,
+    /// Lets a shell or interpreter (sh, python3, env, find, ...) on the list.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_shell: bool,
+    /// More host paths the program may read (and execute), e.g. its data.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_read_paths: Vec<String>,
+}
+
+impl ProgramSpec {
+    /// The table form (a bare name is `{ program = name }`).
+    pub fn entry(&self) -> ProgramEntry {
+        match self {
+            ProgramSpec::Name(n) => ProgramEntry { program: n.clone(), ..Default::default() },
+            ProgramSpec::Table(e) => e.clone(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ProgramSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ProgramSpec;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a program name or a table { program, args, allow_shell, extra_read_paths }")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ProgramSpec, E> {
+                Ok(ProgramSpec::Name(v.to_string()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ProgramSpec, A::Error> {
+                ProgramEntry::deserialize(de::value::MapAccessDeserializer::new(map)).map(ProgramSpec::Table)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 impl<'de> Deserialize<'de> for MountSpec {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
@@ -171,7 +243,7 @@ mod tests {
                env = { LANG = "C.UTF-8", TZ = "UTC" }
                sensitive_env_prefixes = ["MYCO_"]
                allow_subprocess = true
-               subprocess_allowlist = ["git", "/usr/bin/python3"]
+               subprocess_allowlist = ["git", { program = "/usr/bin/python3", allow_shell = true, args = ["^-c$", ".*"], extra_read_paths = ["/srv/py"] }]
                subprocess_timeout_ms = 5000
                subprocess_max_output_bytes = 65536
                subprocess_max_concurrent = 2
@@ -219,6 +291,9 @@ mod tests {
             Err("invalid type"),
         ),
         ("allow_subprocess = \"yes\"", Err("invalid type")),
+        ("subprocess_allowlist = [{ program = \"git\", arg = [] }]", Err("unknown field `arg`")),
+        ("subprocess_allowlist = [{ args = [] }]", Err("missing field `program`")),
+        ("subprocess_allowlist = [1]", Err("a program name or a table")),
         ("subprocess_timeout_ms = -1", Err("invalid value")),
     ];
 

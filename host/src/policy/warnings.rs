@@ -60,14 +60,60 @@ fn subprocess(spec: &PolicySpec, p: &EffectivePolicy, out: &mut Vec<Warning>) {
         for (field, _) in limits.iter().filter(|(_, set)| *set) {
             warn(out, *field, "has no effect: allow_subprocess is false");
         }
-    } else if sp.programs.is_empty() {
+    } else if sp.run_as == 0 {
+        warn(
+            out,
+            "subprocess_run_as",
+            "0 keeps programs running as root when the host is root: the kernel does not enforce subprocess_max_processes for root",
+        );
+    }
+    if sp.allowed && sp.programs.is_empty() {
         warn(
             out,
             "allow_subprocess",
             "has no effect: subprocess_allowlist is empty, so no program can run",
         );
     }
+    if sp.allowed && sp.run_as != 0 && !sp.programs.is_empty() {
+        for m in p.mounts.mounts() {
+            if let Some(why) = unreachable_by(&m.host, sp.run_as, m.mode == MountMode::Rw) {
+                warn(
+                    out,
+                    "subprocess_run_as",
+                    format!(
+                        "when the host runs as root, programs run as uid {} and cannot use the mount {} ({}): {why}; make it reachable (chmod/chown) or pick another subprocess_run_as",
+                        sp.run_as,
+                        m.guest,
+                        m.host.display()
+                    ),
+                );
+            }
+        }
+    }
     for (i, prog) in sp.programs.iter().enumerate() {
+        if sp.allowed && sp.run_as != 0 {
+            if let Some(why) = unreachable_by(&prog.path, sp.run_as, false) {
+                warn(
+                    out,
+                    format!("subprocess_allowlist[{i}]"),
+                    format!(
+                        "when the host runs as root, programs run as uid {} and cannot start {}: {why}; allowlist a path that uid can reach (e.g. /usr/bin/...)",
+                        sp.run_as,
+                        prog.path.display()
+                    ),
+                );
+            }
+        }
+        if sp.allowed && prog.allow_shell {
+            warn(
+                out,
+                format!("subprocess_allowlist[{i}]"),
+                format!(
+                    "{} is a shell or interpreter (allow_shell = true): the tool can run any code its sandbox lets a program run",
+                    prog.name
+                ),
+            );
+        }
         if let Some(j) = sp.programs[..i].iter().position(|q| q.path == prog.path) {
             warn(
                 out,
@@ -75,6 +121,49 @@ fn subprocess(spec: &PolicySpec, p: &EffectivePolicy, out: &mut Vec<Warning>) {
                 format!("has no effect: same program as subprocess_allowlist[{j}]"),
             );
         }
+    }
+}
+
+/// Why `uid` (with gid = uid, no other groups) could not reach `path`
+/// through the usual permission bits, if it could not: every ancestor needs
+/// search (x), the mount read (r, x) and, when writable, write (w).
+fn unreachable_by(path: &std::path::Path, uid: u32, writable: bool) -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let allows = |meta: &std::fs::Metadata, bits: u32| {
+            let mode = meta.mode();
+            let shift = if meta.uid() == uid {
+                6
+            } else if meta.gid() == uid {
+                3
+            } else {
+                0
+            };
+            (mode >> shift) & bits == bits
+        };
+        for anc in path.ancestors().skip(1) {
+            let meta = std::fs::metadata(anc).ok()?;
+            if !allows(&meta, 0o1) {
+                return Some(format!("{} is mode {:o} and not searchable by it", anc.display(), meta.mode() & 0o7777));
+            }
+        }
+        let meta = std::fs::metadata(path).ok()?;
+        let need = match (meta.is_dir(), writable) {
+            (true, true) => 0o7,
+            (true, false) => 0o5,
+            (false, true) => 0o6,
+            (false, false) => 0o4,
+        };
+        if !allows(&meta, need) {
+            return Some(format!("it is mode {:o}, owner {}", meta.mode() & 0o7777, meta.uid()));
+        }
+        None
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (path, uid, writable);
+        None
     }
 }
 
@@ -183,11 +272,12 @@ mod tests {
     /// (tool TOML, the warnings expected: "field: text" substrings, in order)
     const CASES: &[(&str, &[&str])] = &[
         ("", &[]),
-        ("allow_subprocess = true\nsubprocess_allowlist = [\"sh\"]", &[]),
-        ("subprocess_allowlist = [\"sh\"]", &["subprocess_allowlist: has no effect: allow_subprocess is false"]),
+        ("allow_subprocess = true\nsubprocess_allowlist = [{ program = \"sh\", allow_shell = true }]", &["subprocess_allowlist[0]: sh is a shell or interpreter (allow_shell = true)"]),
+        ("allow_subprocess = true\nsubprocess_allowlist = [\"cat\", { program = \"true\", args = [\"x\"] }]", &[]),
+        ("subprocess_allowlist = [{ program = \"sh\", allow_shell = true }]", &["subprocess_allowlist: has no effect: allow_subprocess is false"]),
         ("subprocess_timeout_ms = 5", &["subprocess_timeout_ms: has no effect"]),
         ("allow_subprocess = true", &["allow_subprocess: has no effect: subprocess_allowlist is empty"]),
-        ("allow_subprocess = true\nsubprocess_allowlist = [\"sh\", \"sh\"]", &["subprocess_allowlist[1]: has no effect: same program as subprocess_allowlist[0]"]),
+        ("allow_subprocess = true\nsubprocess_allowlist = [{ program = \"sh\", allow_shell = true }, { program = \"sh\", allow_shell = true }]", &["subprocess_allowlist[0]: sh is a shell", "subprocess_allowlist[1]: sh is a shell", "subprocess_allowlist[1]: has no effect: same program as subprocess_allowlist[0]"]),
         ("allowed_network_hosts = [\"a.example.com\", \"*.example.com\"]", &["allowed_network_hosts[0]: has no effect: `a.example.com` is covered by `*.example.com`"]),
         ("allowed_network_hosts = [\"x.com\", \"X.com.\"]", &["allowed_network_hosts[1]: has no effect"]),
         ("allowed_network_hosts = [\"x.com\", \"x.com:*\"]", &["allowed_network_hosts[0]: has no effect"]),

@@ -12,6 +12,8 @@ pub mod http;
 pub mod limits;
 mod log;
 pub mod net;
+#[cfg(target_os = "linux")]
+pub mod confine;
 pub mod process;
 pub mod stdio;
 
@@ -87,7 +89,8 @@ impl SandboxPlan {
     pub fn new(policy: EffectivePolicy, limits: Limits) -> Self {
         let env: Vec<(String, String)> = policy.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         let cwd = policy.mounts.mounts().iter().find(|m| m.mode == MountMode::Rw).map(|m| m.host.clone());
-        let process = ProcessPlan::new(policy.subprocess.clone(), env, cwd);
+        let mut process = ProcessPlan::new(policy.subprocess.clone(), env, cwd);
+        process.mounts = policy.mounts.mounts().iter().map(|m| (m.host.clone(), m.mode == MountMode::Rw)).collect();
         SandboxPlan {
             tool: policy.tool.clone(),
             limits,
