@@ -188,41 +188,41 @@ impl ProgramSpec {
 
 impl<'de> Deserialize<'de> for ProgramSpec {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = ProgramSpec;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a program name or a table { program, args, allow_shell, extra_read_paths }")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<ProgramSpec, E> {
-                Ok(ProgramSpec::Name(v.to_string()))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ProgramSpec, A::Error> {
-                ProgramEntry::deserialize(de::value::MapAccessDeserializer::new(map)).map(ProgramSpec::Table)
-            }
-        }
-        d.deserialize_any(V)
+        string_or_table(d, "a program name or a table { program, args, allow_shell, extra_read_paths }", ProgramSpec::Name, ProgramSpec::Table)
     }
 }
 
 impl<'de> Deserialize<'de> for MountSpec {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = MountSpec;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a path string or a table { host, guest, mode, quota_bytes }")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<MountSpec, E> {
-                Ok(MountSpec::Path(v.to_string()))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<MountSpec, A::Error> {
-                MountEntry::deserialize(de::value::MapAccessDeserializer::new(map))
-                    .map(MountSpec::Table)
-            }
-        }
-        d.deserialize_any(V)
+        string_or_table(d, "a path string or a table { host, guest, mode, quota_bytes }", MountSpec::Path, MountSpec::Table)
     }
+}
+
+/// An entry written either as a string or as a table (`"jq"` or
+/// `{ program = "jq", ... }`); the table keeps its own unknown-field checks.
+fn string_or_table<'de, D, S, T>(d: D, expecting: &'static str, name: fn(String) -> S, table: fn(T) -> S) -> Result<S, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct V<S, T> {
+        expecting: &'static str,
+        name: fn(String) -> S,
+        table: fn(T) -> S,
+    }
+    impl<'de, S, T: Deserialize<'de>> Visitor<'de> for V<S, T> {
+        type Value = S;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str(self.expecting)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<S, E> {
+            Ok((self.name)(v.to_string()))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<S, A::Error> {
+            T::deserialize(de::value::MapAccessDeserializer::new(map)).map(self.table)
+        }
+    }
+    d.deserialize_any(V { expecting, name, table })
 }
 
 #[cfg(test)]
