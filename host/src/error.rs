@@ -127,18 +127,14 @@ impl CallError {
 /// cause's text is cut to 1 kB here (it is whole in `cause`).
 fn denied_message(denied: &[Denial], total: u64, cause: &CallError) -> String {
     const SHOWN: usize = 3;
-    const CAUSE_CHARS: usize = 1024;
+    const CAUSE_BYTES: usize = 1024;
     let mut message: String = denied.iter().take(SHOWN).map(ToString::to_string).collect::<Vec<_>>().join("; ");
     let more = total.saturating_sub(SHOWN.min(denied.len()) as u64);
     if more > 0 {
         message.push_str(&format!("; and {more} more"));
     }
-    let cause = cause.to_string();
-    let shown: String = cause.chars().take(CAUSE_CHARS).collect();
-    message.push_str(&format!("; then {shown}"));
-    if shown.len() < cause.len() {
-        message.push_str(&format!("…[truncated, {} bytes]", cause.len()));
-    }
+    message.push_str("; then ");
+    message.push_str(&crate::sandbox::denials::truncate_text(&cause.to_string(), CAUSE_BYTES));
     message
 }
 

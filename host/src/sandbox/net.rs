@@ -219,10 +219,7 @@ pub fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, getter: fn(&mut 
             if let Some(code) = view.guard.precheck_peer("connect", peer, family, true) {
                 return Ok((Err(code),));
             }
-            match tcp::HostTcpSocket::start_connect(&mut view.inner, sock, net, addr) {
-                Ok(()) => Ok((Ok(()),)),
-                Err(e) => Ok((Err(e.downcast()?),)),
-            }
+            to_guest(tcp::HostTcpSocket::start_connect(&mut view.inner, sock, net, addr))
         },
     )?;
     linker.instance(TCP_INTERFACE)?.func_wrap_async(
@@ -234,10 +231,7 @@ pub fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, getter: fn(&mut 
                 if let Some(code) = view.guard.precheck_bind(SocketAddr::from(addr), family, true) {
                     return Ok((Err(code),));
                 }
-                match tcp::HostTcpSocket::start_bind(&mut view.inner, sock, net, addr).await {
-                    Ok(()) => Ok((Ok(()),)),
-                    Err(e) => Ok((Err(e.downcast()?),)),
-                }
+                to_guest(tcp::HostTcpSocket::start_bind(&mut view.inner, sock, net, addr).await)
             })
         },
     )?;
@@ -251,10 +245,7 @@ pub fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, getter: fn(&mut 
                 if let Some(code) = view.guard.precheck_bind(SocketAddr::from(addr), family, false) {
                     return Ok((Err(code),));
                 }
-                match udp::HostUdpSocket::start_bind(&mut view.inner, sock, net, addr).await {
-                    Ok(()) => Ok((Ok(()),)),
-                    Err(e) => Ok((Err(e.downcast()?),)),
-                }
+                to_guest(udp::HostUdpSocket::start_bind(&mut view.inner, sock, net, addr).await)
             })
         },
     )?;
@@ -270,13 +261,11 @@ pub fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, getter: fn(&mut 
                         return Ok((Err(code),));
                     }
                 }
-                match udp::HostUdpSocket::stream(&mut view.inner, sock, remote).await {
-                    Ok(streams) => {
-                        view.guard.families.lock().unwrap_or_else(|e| e.into_inner()).insert(streams.1.rep(), family);
-                        Ok((Ok(streams),))
-                    }
-                    Err(e) => Ok((Err(e.downcast()?),)),
+                let streams = udp::HostUdpSocket::stream(&mut view.inner, sock, remote).await;
+                if let Ok((_, outgoing)) = &streams {
+                    view.guard.families.lock().unwrap_or_else(|e| e.into_inner()).insert(outgoing.rep(), family);
                 }
+                to_guest(streams)
             })
         },
     )?;
@@ -298,10 +287,7 @@ pub fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, getter: fn(&mut 
                 }
                 datagrams.truncate(i);
             }
-            match udp::HostOutgoingDatagramStream::send(&mut view.inner, stream, datagrams) {
-                Ok(n) => Ok((Ok(n),)),
-                Err(e) => Ok((Err(e.downcast()?),)),
-            }
+            to_guest(udp::HostOutgoingDatagramStream::send(&mut view.inner, stream, datagrams))
         },
     )?;
     linker.allow_shadowing(false);
@@ -471,10 +457,7 @@ pub fn add_create_socket_guards<T: Send + 'static>(
                 return Ok((Err(ErrorCode::AccessDenied),));
             }
             super::fds::check_reserve().map_err(wasmtime::Error::new)?;
-            match tcp_create_socket::Host::create_tcp_socket(&mut view.inner, family) {
-                Ok(s) => Ok((Ok(s),)),
-                Err(e) => Ok((Err(e.downcast()?),)),
-            }
+            to_guest(tcp_create_socket::Host::create_tcp_socket(&mut view.inner, family))
         },
     )?;
     linker.instance(UDP_CREATE_INTERFACE)?.func_wrap_async(
@@ -486,16 +469,22 @@ pub fn add_create_socket_guards<T: Send + 'static>(
                     return Ok((Err(ErrorCode::AccessDenied),));
                 }
                 super::fds::check_reserve().map_err(wasmtime::Error::new)?;
-                match udp_create_socket::Host::create_udp_socket(&mut view.inner, family).await {
-                    Ok(s) => Ok((Ok(s),)),
-                    Err(e) => Ok((Err(e.downcast()?),)),
-                }
+                to_guest(udp_create_socket::Host::create_udp_socket(&mut view.inner, family).await)
             })
         },
     )?;
     linker.allow_shadowing(false);
     Ok(())
 }
+/// A wasmtime-wasi socket result as the guest sees it: the error code, or
+/// a trap when the error is not one.
+fn to_guest<T>(r: Result<T, SocketError>) -> wasmtime::Result<(Result<T, ErrorCode>,)> {
+    match r {
+        Ok(v) => Ok((Ok(v),)),
+        Err(e) => Ok((Err(e.downcast()?),)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
