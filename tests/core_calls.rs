@@ -111,7 +111,7 @@ async fn text_functions_return_exact_results() {
     assert_eq!(ok(&r), &json!({"words": 0, "lines": 0, "chars": 0, "bytes": 0, "longest-word": null}));
 
     let r = c.call("text.analysis.parse-int", json!({"s": "  -42 "})).await;
-    assert_eq!(ok(&r), &json!({"ok": -42}));
+    assert_eq!(ok(&r), &json!(-42));
 
     assert_audited(&dir, c.expected_rows, host).await;
 }
@@ -465,7 +465,7 @@ async fn files_without_a_policy_sees_nothing() {
     // root, is empty) and no host file can be read.
     let r = c.call("files.fs.list", json!({"dir": "/"})).await;
     match &r.outcome {
-        Ok(v) => assert_eq!(v, &json!({"ok": []})),
+        Ok(v) => assert_eq!(v, &json!([])),
         Err(CallError::ToolError { .. } | CallError::Denied { .. }) => {}
         Err(e) => panic!("expected a tool error, got {e:?}"),
     }

@@ -159,8 +159,8 @@ async fn writes_past_max_write_bytes_are_refused_on_every_path() {
     assert_eq!(fs::metadata(out.join("a")).unwrap().len(), MIB);
     assert_eq!(fs::metadata(out.join("p")).unwrap().len(), MIB);
     assert_eq!(fs::metadata(out.join("s")).unwrap().len(), 0);
-    assert_eq!(ok(&fits), &json!({"ok": 512 * 1024}));
-    assert_eq!(ok(&fits_again), &json!({"ok": MIB}));
+    assert_eq!(ok(&fits), &json!(512 * 1024));
+    assert_eq!(ok(&fits_again), &json!(MIB));
     assert_eq!(fs::metadata(out.join("ok2")).unwrap().len(), MIB);
 
     let (calls, _) = audited(&dir.audit_db());
@@ -206,7 +206,7 @@ async fn a_mount_quota_bounds_what_the_mount_holds_across_calls() {
     let elsewhere = call(&host, WRITE_BYTES, json!({"path": "/free/x", "bytes": 3 * MIB, "chunk": 65536, "mode": "write"})).await;
     host.shutdown().await.unwrap();
 
-    assert_eq!(ok(&fits), &json!({"ok": 100 * KIB}));
+    assert_eq!(ok(&fits), &json!(100 * KIB));
     assert_eq!(fs::metadata(qdir.join("a")).unwrap().len(), 100 * KIB);
     for r in [&over, &grow] {
         match err(r) {
@@ -222,7 +222,7 @@ async fn a_mount_quota_bounds_what_the_mount_holds_across_calls() {
     // What fitted landed; nothing of the refused write did.
     assert_eq!(fs::metadata(qdir.join("b")).unwrap().len(), 24 * KIB);
     assert_eq!(fs::metadata(qdir.join("c")).unwrap().len(), 0);
-    assert_eq!(ok(&elsewhere), &json!({"ok": 3 * MIB}));
+    assert_eq!(ok(&elsewhere), &json!(3 * MIB));
 
     let (calls, _) = audited(&dir.audit_db());
     assert_eq!(calls.len(), 4);
@@ -291,8 +291,8 @@ async fn sockets_without_a_network_grant_are_refused_at_creation() {
     let CallError::Denied { message, denials, total, .. } = err(&tcp) else { panic!("{:?}", tcp.outcome) };
     assert_eq!((denials.len(), *total), (1, 1));
     assert!(message.contains("denied net create tcp/ipv4 socket") && message.contains("socket after 0"), "{message}");
-    assert_eq!(ok(&granted), &json!({"ok": 20}));
-    assert_eq!(ok(&granted_udp), &json!({"ok": 20}));
+    assert_eq!(ok(&granted), &json!(20));
+    assert_eq!(ok(&granted_udp), &json!(20));
 
     let (calls, _) = audited(&dir.audit_db());
     let rule = "no network grant (allowed_network_hosts is empty and allow_listen = false)";
@@ -324,7 +324,7 @@ async fn the_handle_cap_is_a_limit_that_names_its_field() {
             e => panic!("{}: expected handle_limit, got {e:?}", r.function),
         }
     }
-    assert_eq!(ok(&few), &json!({"ok": 20}));
+    assert_eq!(ok(&few), &json!(20));
     let (calls, _) = audited(&dir.audit_db());
     assert_eq!(calls.len(), 3);
     for a in &calls[..2] {
@@ -451,7 +451,7 @@ fn a_call_cannot_take_the_process_descriptor_reserve() {
     // A few opens fit under the same limit.
     let (status, error, stdout) = call_cli_with_fd_limit(&dir, &cfg, 320, "open-files", json!({"path": "/out/f", "count": 5}));
     assert_eq!(status, Some(0), "{error}");
-    assert_eq!(serde_json::from_str::<Value>(&stdout).unwrap(), json!({"ok": 5}));
+    assert_eq!(serde_json::from_str::<Value>(&stdout).unwrap(), json!(5));
 
     // The audit log (caller `cli`): the refused call, its limit row, the call that fit.
     let got: Vec<(String, String, Option<u64>)> = rows(&dir.audit_db())

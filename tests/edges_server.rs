@@ -486,7 +486,7 @@ async fn errors_traps_and_big_errors_go_through_the_output_policy() {
     let mcp = mcp_client(&s, &tok).await;
     let r = mcp.call_tool(params("edges.return-err", json!({"text": "SECRET-1 and SECRET-2"}))).await.unwrap();
     assert_eq!(r.is_error, Some(true));
-    let all = format!("{} {:?}", mcp_text(&r), r.structured_content);
+    let all = format!("{} {:?} {:?}", mcp_text(&r), r.structured_content, r.meta);
     assert!(!all.contains("SECRET-1") && !all.contains("SECRET-2") && all.contains("[FILTERED]"), "{all}");
     drop(mcp);
     let (code, log) = s.stop();

@@ -87,7 +87,8 @@ async fn stdio_session_lists_calls_errors_and_survives_fake_jsonrpc() {
         let r = call(&client, name, args.clone()).await;
         assert_eq!(r.is_error, Some(true), "{name} {args}");
         assert!(text(&r).starts_with(prefix), "{name} {args}: {}", text(&r));
-        assert_eq!(r.structured_content.as_ref().unwrap()["error"]["code"], prefix.trim_end_matches(": "));
+        assert_eq!(r.structured_content, None, "{name}: an error result carries no structuredContent");
+        assert_eq!(r.meta.as_ref().unwrap().0["wasmward/error"]["code"], prefix.trim_end_matches(": "));
     }
 
     // The guest writes a JSON-RPC response to its stdout; it never reaches ours.

@@ -70,7 +70,7 @@ fn policy(m: &Mounts, extra: &str) -> String {
 
 /// The program's stdout as the guest got it.
 fn stdout(r: &wasmward::CallRecord) -> String {
-    ok(r)["ok"].as_str().unwrap_or_else(|| panic!("{:?}", ok(r))).to_string()
+    ok(r).as_str().unwrap_or_else(|| panic!("{:?}", ok(r))).to_string()
 }
 
 /// `python3 -c` code that tries each (label, action) and prints

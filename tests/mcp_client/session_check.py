@@ -61,7 +61,9 @@ async def session_checks(session, args, list_changed):
     r = await session.call_tool("text.greet", {"name": 7})
     check(r.is_error and text_of(r).startswith("invalid_arguments: "), "typed error: invalid_arguments", text_of(r))
     check("name" in text_of(r), "the error names the argument", text_of(r))
-    check(r.structured_content["error"]["code"] == "invalid_arguments", "structured error code", r.structured_content)
+    check(r.structured_content is None, "an error carries no structuredContent", r.structured_content)
+    meta = r.meta or {}
+    check(meta.get("wasmward/error", {}).get("code") == "invalid_arguments", "error code in _meta", meta)
 
     r = await session.call_tool("text.analysis.parse-int", {"s": "nope"})
     check(r.is_error and text_of(r).startswith("tool_error: "), "typed error: the tool's err", text_of(r))

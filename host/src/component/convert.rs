@@ -103,6 +103,13 @@ pub fn json_to_val(v: &Value, ty: &WitType, path: &str) -> Result<Val, ConvertEr
                     (None, Some(u)) => u as i128,
                     _ => return err(path, format!("{}, got {}", expected(), got(v))),
                 },
+                // A 64-bit integer may come as a decimal string (exact past 2^53).
+                Value::String(s) if matches!(ty, WitType::S64 | WitType::U64) => match decimal(s) {
+                    Some(n) => n,
+                    None => {
+                        return err(path, format!("{} or the same as a decimal string, got {}", expected(), got(v)));
+                    }
+                },
                 _ => return err(path, format!("{}, got {}", expected(), got(v))),
             };
             if n < min || n > max {
@@ -245,6 +252,18 @@ pub fn json_to_val(v: &Value, ty: &WitType, path: &str) -> Result<Val, ConvertEr
     })
 }
 
+/// A decimal integer string as `schema::U64_PATTERN`/`S64_PATTERN` admit
+/// it: an optional `-`, no leading zeros, no sign on zero, at most 20
+/// digits. The range is checked by the caller.
+fn decimal(s: &str) -> Option<i128> {
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    let canonical = !digits.is_empty()
+        && digits.len() <= 20
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && (digits == "0" && digits.len() == s.len() || !digits.starts_with('0'));
+    canonical.then(|| s.parse().ok()).flatten()
+}
+
 fn json_array(v: &Value, t: &WitType, path: &str, len: Option<usize>) -> Result<Vec<Val>, ConvertError> {
     let items = match v {
         Value::Array(a) => a,
@@ -325,6 +344,21 @@ pub fn val_to_json(v: &Val, ty: &WitType) -> Value {
         }
         (Val::Flags(names), _) => Value::Array(names.iter().cloned().map(Value::String).collect()),
         (other, ty) => Value::String(format!("<value {other:?} does not match {}>", ty.wit_name())),
+    }
+}
+
+/// A function's return value as the call's JSON result (the shape
+/// `schema::result_value_schema` describes): a top-level `result<T, E>` in
+/// `ok` is its payload as is (`null` without one), every other value as
+/// [`val_to_json`] writes it. The caller turns an `err` into `tool_error`
+/// before; given one anyway, this writes it in the nested `{"err": v}` form.
+pub fn result_to_json(v: &Val, ty: &WitType) -> Value {
+    match (v, ty) {
+        (Val::Result(Ok(payload)), WitType::Result { ok, .. }) => match (payload, ok) {
+            (Some(p), Some(t)) => val_to_json(p, t),
+            _ => Value::Null,
+        },
+        _ => val_to_json(v, ty),
     }
 }
 
@@ -429,7 +463,15 @@ mod tests {
             (U8, json!(300), "args.x: expected integer 0..=255 (u8), got 300"),
             (U8, json!(-1), "args.x: expected integer 0..=255 (u8), got -1"),
             (S8, json!(1.5), "args.x: expected integer -128..=127 (s8), got 1.5"),
-            (U64, json!("5"), "args.x: expected integer 0..=18446744073709551615 (u64), got \"5\""),
+            (U32, json!("5"), "args.x: expected integer 0..=4294967295 (u32), got \"5\""),
+            (U64, json!("5x"), "args.x: expected integer 0..=18446744073709551615 (u64) or the same as a decimal string, got \"5x\""),
+            (U64, json!("18446744073709551616"), "args.x: expected integer 0..=18446744073709551615 (u64), got 18446744073709551616"),
+            (U64, json!("-1"), "args.x: expected integer 0..=18446744073709551615 (u64), got -1"),
+            (U64, json!("007"), "args.x: expected integer 0..=18446744073709551615 (u64) or the same as a decimal string, got \"007\""),
+            (S64, json!("-0"), "args.x: expected integer -9223372036854775808..=9223372036854775807 (s64) or the same as a decimal string, got \"-0\""),
+            (S64, json!("9223372036854775808"), "args.x: expected integer -9223372036854775808..=9223372036854775807 (s64), got 9223372036854775808"),
+            (S64, json!("1e3"), "args.x: expected integer -9223372036854775808..=9223372036854775807 (s64) or the same as a decimal string, got \"1e3\""),
+            (S64, json!(""), "args.x: expected integer -9223372036854775808..=9223372036854775807 (s64) or the same as a decimal string, got \"\""),
             (S32, json!(null), "args.x: expected integer -2147483648..=2147483647 (s32), got null"),
             (Bool, json!("true"), "args.x: expected boolean, got \"true\""),
             (F32, json!(1e300), "args.x: expected number within f32 range, got 1e+300"),
@@ -462,6 +504,41 @@ mod tests {
             let got = json_to_val(&input, &ty, "args.x").expect_err(&format!("{input} must not convert to {}", ty.wit_name()));
             assert_eq!(got.to_string(), want);
         }
+    }
+
+    /// 64-bit arguments given as decimal strings: the same value as the number.
+    #[test]
+    fn decimal_strings_are_accepted_for_64_bit_integers() {
+        let cases: Vec<(WitType, &str, Val)> = vec![
+            (U64, "18446744073709551615", Val::U64(u64::MAX)),
+            (U64, "9007199254740993", Val::U64((1 << 53) + 1)),
+            (U64, "0", Val::U64(0)),
+            (S64, "-9223372036854775808", Val::S64(i64::MIN)),
+            (S64, "9223372036854775807", Val::S64(i64::MAX)),
+            (S64, "-42", Val::S64(-42)),
+        ];
+        for (ty, s, want) in cases {
+            let got = json_to_val(&json!(s), &ty, "args.x").unwrap_or_else(|e| panic!("{s} as {}: {e}", ty.wit_name()));
+            assert_eq!(got, want, "{s}");
+        }
+        // Inside a record, the error names the path.
+        let r = Record(vec![("ids".into(), List(b(U64)))]);
+        let e = json_to_val(&json!({"ids": ["1", "x"]}), &r, "args.r").unwrap_err();
+        assert_eq!(e.path, "args.r.ids[1]");
+    }
+
+    /// A function's top-level result: `ok` is the value as is.
+    #[test]
+    fn top_level_results_return_the_ok_payload() {
+        let r = Result { ok: Some(b(U8)), err: Some(b(String)) };
+        assert_eq!(result_to_json(&Val::Result(Ok(Some(Box::new(Val::U8(7))))), &r), json!(7));
+        assert_eq!(result_to_json(&Val::Result(Ok(None)), &Result { ok: None, err: Some(b(String)) }), json!(null));
+        let opt = Result { ok: Some(b(Option(b(U8)))), err: None };
+        assert_eq!(result_to_json(&Val::Result(Ok(Some(Box::new(Val::Option(None))))), &opt), json!(null));
+        // Not a result, or nested: the usual shapes.
+        assert_eq!(result_to_json(&Val::U8(3), &U8), json!(3));
+        let list = List(b(r.clone()));
+        assert_eq!(result_to_json(&Val::List(vec![Val::Result(Ok(Some(Box::new(Val::U8(1)))))]), &list), json!([{"ok": 1}]));
     }
 
     #[test]

@@ -2,18 +2,32 @@
 //! produces.
 //!
 //! Conventions, shared with `convert`:
-//! - integers are `integer` with the exact range of their width;
+//! - integers are `integer` with the exact range of their width; a `u64` or
+//!   `s64` argument may also be a decimal string (`"18446744073709551615"`),
+//!   since JavaScript numbers are exact only up to 2^53 (results stay
+//!   numbers);
 //! - `char` is a one-character string;
 //! - `option<T>` is `T` or `null`; when `T` itself admits `null`
 //!   (`option<option<u8>>`), `some(x)` is written `{"some": x}` so the two
 //!   levels stay apart;
 //! - a variant case is `{"tag": name}` or `{"tag": name, "value": payload}`;
-//! - `result` is `{"ok": v}` or `{"err": v}` (`null` when there is no payload);
+//! - `result` is `{"ok": v}` or `{"err": v}` (`null` when there is no payload),
+//!   except a function's top-level `result<T, E>`: its `ok` value is the
+//!   call's result as is, and its `err` is an error result (`tool_error`);
+//! - a tuple is an array with `prefixItems` and an exact length, without
+//!   `items: false`: draft-07 validators (the TypeScript MCP SDK's Ajv) read
+//!   that as "no item allowed", and the length bounds already say it;
 //! - flags are an array of unique names, in input and output alike;
 //! - non-finite floats are the strings `"NaN"`, `"Infinity"`, `"-Infinity"`.
 
 use super::wit_type::WitType;
 use serde_json::{json, Map, Value};
+
+/// The decimal strings a `u64` argument may be given as (range-checked by
+/// `convert`).
+pub const U64_PATTERN: &str = "^(0|[1-9][0-9]{0,19})$";
+/// The decimal strings an `s64` argument may be given as.
+pub const S64_PATTERN: &str = "^(0|-?[1-9][0-9]{0,18})$";
 
 /// Which side of a call the schema describes. Output schemas also admit the
 /// string forms of non-finite floats, which only a guest can produce.
@@ -36,7 +50,17 @@ pub fn type_schema(ty: &WitType, side: Side) -> Value {
         | WitType::S64
         | WitType::U64 => {
             let (min, max) = ty.int_range().expect("integer type");
-            json!({"type": "integer", "minimum": int_value(min), "maximum": int_value(max)})
+            let int = json!({"type": "integer", "minimum": int_value(min), "maximum": int_value(max)});
+            match (ty, side) {
+                // JavaScript numbers are exact only up to 2^53: a caller
+                // may send a 64-bit argument as a decimal string instead.
+                (WitType::S64 | WitType::U64, Side::Input) => json!({"anyOf": [int, {
+                    "type": "string",
+                    "pattern": if *ty == WitType::S64 { S64_PATTERN } else { U64_PATTERN },
+                    "description": format!("the same integer ({}) as a decimal string, exact above 2^53", ty.wit_name()),
+                }]}),
+                _ => int,
+            }
         }
         WitType::F32 | WitType::F64 => match side {
             Side::Input => json!({"type": "number"}),
@@ -55,7 +79,6 @@ pub fn type_schema(ty: &WitType, side: Side) -> Value {
         WitType::Tuple(ts) => json!({
             "type": "array",
             "prefixItems": ts.iter().map(|t| type_schema(t, side)).collect::<Vec<_>>(),
-            "items": false,
             "minItems": ts.len(),
             "maxItems": ts.len(),
         }),
@@ -151,18 +174,39 @@ pub fn input_schema(params: &[(String, WitType)], param_docs: &dyn Fn(&str) -> O
     schema
 }
 
-/// Output schema of a function. MCP requires an object, so the value sits
-/// under `result`; a function with no result has an empty object.
-pub fn output_schema(result: Option<&WitType>) -> Value {
+/// What the output schema of a function with a top-level `result<T, E>`
+/// says about the `err` case, which the schema itself does not describe.
+pub const RESULT_ERR_NOTE: &str = "The ok value of the function's result<T, E>. An err is not a value of this \
+schema: it comes back as an error (code tool_error; over MCP an isError result with the err value under \
+_meta[\"wasmward/error\"].value, over HTTP the error body's value).";
+
+/// The JSON Schema of a function's result value, the value under `result`
+/// in MCP's `structuredContent` and the HTTP API's `{"result": ...}`:
+/// `null` for a function with no result; for a top-level `result<T, E>`,
+/// the schema of `T` (`null` without one), since an `err` never is a value.
+pub fn result_value_schema(result: Option<&WitType>) -> Value {
     match result {
-        Some(t) => json!({
-            "type": "object",
-            "properties": {"result": type_schema(t, Side::Output)},
-            "required": ["result"],
-            "additionalProperties": false,
-        }),
-        None => json!({"type": "object", "properties": {}, "additionalProperties": false}),
+        None => json!({"type": "null"}),
+        Some(WitType::Result { ok, .. }) => {
+            let mut s = ok.as_ref().map_or(json!({"type": "null"}), |t| type_schema(t, Side::Output));
+            if let Some(o) = s.as_object_mut() {
+                o.insert("description".into(), Value::String(RESULT_ERR_NOTE.into()));
+            }
+            s
+        }
+        Some(t) => type_schema(t, Side::Output),
     }
+}
+
+/// Output schema of a function. MCP requires an object, so the value sits
+/// under `result`, always present (`null` for a function with no result).
+pub fn output_schema(result: Option<&WitType>) -> Value {
+    json!({
+        "type": "object",
+        "properties": {"result": result_value_schema(result)},
+        "required": ["result"],
+        "additionalProperties": false,
+    })
 }
 
 fn int_value(v: i128) -> Value {
@@ -192,8 +236,18 @@ mod tests {
             (S16, json!({"type": "integer", "minimum": -32768, "maximum": 32767})),
             (U32, json!({"type": "integer", "minimum": 0, "maximum": 4294967295u64})),
             (S32, json!({"type": "integer", "minimum": -2147483648i64, "maximum": 2147483647})),
-            (U64, json!({"type": "integer", "minimum": 0, "maximum": u64::MAX})),
-            (S64, json!({"type": "integer", "minimum": i64::MIN, "maximum": i64::MAX})),
+            (
+                U64,
+                json!({"anyOf": [{"type": "integer", "minimum": 0, "maximum": u64::MAX},
+                                 {"type": "string", "pattern": U64_PATTERN,
+                                  "description": "the same integer (u64) as a decimal string, exact above 2^53"}]}),
+            ),
+            (
+                S64,
+                json!({"anyOf": [{"type": "integer", "minimum": i64::MIN, "maximum": i64::MAX},
+                                 {"type": "string", "pattern": S64_PATTERN,
+                                  "description": "the same integer (s64) as a decimal string, exact above 2^53"}]}),
+            ),
             (F32, json!({"type": "number"})),
             (F64, json!({"type": "number"})),
             (Char, json!({"type": "string", "minLength": 1, "maxLength": 1})),
@@ -206,7 +260,7 @@ mod tests {
             (
                 Tuple(vec![String, Bool]),
                 json!({"type": "array", "prefixItems": [{"type": "string"}, {"type": "boolean"}],
-                       "items": false, "minItems": 2, "maxItems": 2}),
+                       "minItems": 2, "maxItems": 2}),
             ),
             (
                 rec(&[("name", String), ("age", Option(Box::new(Bool)))]),
@@ -254,6 +308,29 @@ mod tests {
     }
 
     #[test]
+    fn only_64_bit_arguments_admit_decimal_strings() {
+        assert_eq!(type_schema(&U64, Side::Output), json!({"type": "integer", "minimum": 0, "maximum": u64::MAX}));
+        assert_eq!(type_schema(&S64, Side::Output), json!({"type": "integer", "minimum": i64::MIN, "maximum": i64::MAX}));
+        assert_eq!(type_schema(&U32, Side::Input), json!({"type": "integer", "minimum": 0, "maximum": 4294967295u64}));
+        let re = |p: &str| regex::Regex::new(p).unwrap();
+        let cases = [
+            ("0", true, true),
+            ("18446744073709551615", true, false),
+            ("-9223372036854775808", false, true),
+            ("-0", false, false),
+            ("007", false, false),
+            ("1e3", false, false),
+            (" 5", false, false),
+            ("", false, false),
+            ("123456789012345678901", false, false),
+        ];
+        for (s, u, signed) in cases {
+            assert_eq!(re(U64_PATTERN).is_match(s), u, "u64 pattern on {s:?}");
+            assert_eq!(re(S64_PATTERN).is_match(s), signed, "s64 pattern on {s:?}");
+        }
+    }
+
+    #[test]
     fn output_floats_admit_non_finite_strings_and_flags_keep_their_shape() {
         let out = type_schema(&F64, Side::Output);
         assert_eq!(out["anyOf"][1]["enum"], json!(["NaN", "Infinity", "-Infinity"]));
@@ -271,11 +348,46 @@ mod tests {
         assert!(s["properties"]["limit"].get("description").is_none());
     }
 
+    /// The output schema of every kind of signature, and values of it.
     #[test]
-    fn output_schema_is_always_an_object() {
-        assert_eq!(output_schema(None)["type"], json!("object"));
-        let s = output_schema(Some(&String));
-        assert_eq!(s["required"], json!(["result"]));
-        assert_eq!(s["properties"]["result"], json!({"type": "string"}));
+    fn output_schemas_describe_the_value_each_signature_returns() {
+        let note = |s: Value| {
+            let mut s = s;
+            s.as_object_mut().unwrap().insert("description".into(), json!(RESULT_ERR_NOTE));
+            s
+        };
+        let u8s = json!({"type": "integer", "minimum": 0, "maximum": 255});
+        let cases: Vec<(std::option::Option<WitType>, Value)> = vec![
+            (None, json!({"type": "null"})),
+            (Some(String), json!({"type": "string"})),
+            (Some(Result { ok: Some(Box::new(U8)), err: Some(Box::new(String)) }), note(u8s.clone())),
+            (Some(Result { ok: None, err: Some(Box::new(String)) }), note(json!({"type": "null"}))),
+            (Some(Result { ok: None, err: None }), note(json!({"type": "null"}))),
+            (
+                Some(Result { ok: Some(Box::new(Option(Box::new(U8)))), err: None }),
+                note(json!({"anyOf": [u8s.clone(), {"type": "null"}]})),
+            ),
+            (Some(Option(Box::new(U8))), json!({"anyOf": [u8s.clone(), {"type": "null"}]})),
+            (
+                Some(Tuple(vec![U8, String])),
+                json!({"type": "array", "prefixItems": [u8s.clone(), {"type": "string"}], "minItems": 2, "maxItems": 2}),
+            ),
+            // A result nested in another type keeps its {"ok"}/{"err"} form.
+            (
+                Some(List(Box::new(Result { ok: Some(Box::new(U8)), err: None }))),
+                json!({"type": "array", "items": {"oneOf": [
+                    {"type": "object", "properties": {"ok": u8s.clone()}, "required": ["ok"], "additionalProperties": false},
+                    {"type": "object", "properties": {"err": {"type": "null"}}, "required": ["err"], "additionalProperties": false},
+                ]}}),
+            ),
+        ];
+        for (ty, want) in cases {
+            let s = output_schema(ty.as_ref());
+            let what = ty.as_ref().map_or("no result".to_string(), |t| t.wit_name());
+            assert_eq!(s["type"], json!("object"), "{what}");
+            assert_eq!(s["required"], json!(["result"]), "{what}");
+            assert_eq!(s["additionalProperties"], json!(false), "{what}");
+            assert_eq!(s["properties"]["result"], want, "{what}");
+        }
     }
 }

@@ -428,7 +428,7 @@ fn finish(f: &ToolFunction, result: Option<&Val>, max_output: usize) -> Result<V
         };
         return Err(CallError::ToolError { value });
     }
-    let json = convert::val_to_json(val, ty);
+    let json = convert::result_to_json(val, ty);
     let size = serde_json::to_vec(&json).map(|v| v.len()).unwrap_or(usize::MAX);
     if size > max_output {
         return Err(CallError::OutputLimit { size: size as u64, limit: max_output as u64 });

@@ -1,7 +1,7 @@
 //! MCP with the official Rust SDK (rmcp): `tools/list` and `tools/call`
-//! over stdio and streamable HTTP. Failures are `isError` results carrying
-//! the same `{"error": {"code", "message"}}` as the HTTP API, never
-//! protocol errors or dropped connections. After a reload every connected
+//! over stdio and streamable HTTP. Failures are `isError` results with the
+//! text `code: message` and the HTTP API's error object under
+//! `_meta["wasmward/error"]`, never protocol errors or dropped connections. After a reload every connected
 //! client gets `notifications/tools/list_changed`.
 
 use super::{ApiError, Server, ToolView};
@@ -91,14 +91,34 @@ pub fn success(value: Value) -> CallToolResult {
     r
 }
 
-/// A failure the agent can read: `isError` with `code: message`.
+/// The `_meta` key of an error result's machine-readable error.
+pub const ERROR_META_KEY: &str = "wasmward/error";
+
+/// A failure the agent can read: `isError` with the text `code: message`,
+/// and the error object of the HTTP API (`code`, `message`, the details,
+/// `retry_after_s`) under `_meta["wasmward/error"]`. There is no
+/// `structuredContent`: it would have to match the tool's `outputSchema`
+/// (the TypeScript SDK validates it even on errors), and that schema
+/// describes the success value.
 pub fn failure(e: &ApiError) -> CallToolResult {
     let mut text = format!("{}: {}", e.code, e.message);
     if let Some(d) = e.retry_after {
         text.push_str(&format!(" (retry after {} s)", crate::gate::rate::retry_after_secs(d)));
     }
+    let mut error = match e.body() {
+        Value::Object(mut o) => match o.remove("error") {
+            Some(Value::Object(err)) => err,
+            _ => Default::default(),
+        },
+        _ => Default::default(),
+    };
+    if let Some(secs) = error.remove("retry_after_secs") {
+        error.insert("retry_after_s".into(), secs);
+    }
+    let mut meta = serde_json::Map::new();
+    meta.insert(ERROR_META_KEY.into(), Value::Object(error));
     let mut r = CallToolResult::error(vec![ContentBlock::text(text)]);
-    r.structured_content = Some(e.body());
+    r.meta = Some(rmcp::model::MetaObject(meta));
     r
 }
 
@@ -106,7 +126,7 @@ impl ServerHandler for McpHandler {
     fn get_info(&self) -> InitializeResult {
         InitializeResult::new(ServerCapabilities::builder().enable_tools().enable_tool_list_changed().build())
             .with_server_info(Implementation::new("wasmward", env!("CARGO_PKG_VERSION")))
-            .with_instructions("Tools run as sandboxed WebAssembly components. Results are under structuredContent.result; failures are isError results with {\"error\": {\"code\", \"message\"}}.")
+            .with_instructions("Tools run as sandboxed WebAssembly components. Results are under structuredContent.result; failures are isError results whose text is `code: message`, with the error object under _meta[\"wasmward/error\"].")
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
@@ -174,6 +194,15 @@ mod tests {
         let r = failure(&e);
         assert_eq!(r.is_error, Some(true));
         assert_eq!(r.content[0].as_text().unwrap().text, "rate_limited: slow down (retry after 2 s)");
-        assert_eq!(r.structured_content.unwrap()["error"]["code"], "rate_limited");
+        assert_eq!(r.structured_content, None, "an error carries no structuredContent: it would not match the outputSchema");
+        let meta = &r.meta.as_ref().unwrap().0[ERROR_META_KEY];
+        assert_eq!(meta, &json!({"code": "rate_limited", "message": "slow down", "retry_after_s": 2}));
+        let wire = serde_json::to_value(&r).unwrap();
+        assert_eq!(wire["_meta"]["wasmward/error"]["code"], "rate_limited", "{wire}");
+        assert!(wire.get("structuredContent").is_none(), "{wire}");
+        // Details (the tool's `err` value) travel in the meta object too.
+        let r = failure(&ApiError::from(&crate::error::CallError::ToolError { value: json!({"reason": "x"}) }));
+        let meta = &r.meta.as_ref().unwrap().0[ERROR_META_KEY];
+        assert_eq!((meta["code"].as_str(), &meta["value"]), (Some("tool_error"), &json!({"reason": "x"})));
     }
 }
