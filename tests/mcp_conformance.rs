@@ -610,6 +610,48 @@ fn assert_audited(cfg: &TestConfig, calls: &[Call]) {
     }
 }
 
+/// The calls whose exact result the plan knows, with it.
+fn lines_values(calls: &[Call]) -> Vec<(&'static str, Value, Value)> {
+    let mut seen = std::collections::HashSet::new();
+    calls
+        .iter()
+        .filter_map(|c| match &c.expect {
+            // One call per function: the rate limit of 6 allows it.
+            Expect::Ok(Some(v)) if c.decide.is_none() && !c.name.starts_with("rl.") && !c.name.starts_with("hostile.") => {
+                seen.insert(c.name).then(|| (c.name, c.args.clone(), v.clone()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The HTTP API returns the same value as MCP's `structuredContent.result`,
+/// and an error body with the code MCP put under `_meta`.
+fn http_api_agrees(cfg: &TestConfig, s: &TestServer, values: &[(&'static str, Value, Value)]) {
+    let token = cfg.token("http-agent", "*", &[]);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let call = |name: &str, args: &Value| {
+            let req = client.post(s.url(&format!("/v1/tools/{name}/call"))).bearer_auth(&token).json(args);
+            async move {
+                let r = req.send().await.unwrap();
+                (r.status().as_u16(), r.json::<Value>().await.unwrap())
+            }
+        };
+        assert!(!values.is_empty());
+        for (name, args, want) in values {
+            let (st, v) = call(name, args).await;
+            assert!(st == 200 && same(&v, &json!({"result": want})), "HTTP {name} {args}: {st} {v}, expected {{\"result\": {want}}}");
+        }
+        let (st, v) = call("text.analysis.parse-int", &json!({"s": "x"})).await;
+        assert_eq!((st, v["error"]["code"].as_str()), (422, Some("tool_error")), "{v}");
+        let (st, v) = call("text.add", &json!({"a": "9223372036854775808", "b": 0})).await;
+        assert_eq!((st, v["error"]["code"].as_str()), (400, Some("invalid_arguments")), "{v}");
+        assert!(v["error"]["message"].as_str().unwrap().contains("args.a"), "the error names the argument: {v}");
+    });
+}
+
 // --- the tests ------------------------------------------------------------------
 
 fn over_stdio(sdk: Sdk) {
@@ -645,6 +687,7 @@ fn over_http(sdk: Sdk) {
     lines.push(json!({"event": "coverage", "uncalled": []}));
     assert_conforms(sdk, "streamable HTTP, scoped token", &lines, &scoped);
     assert_audited(&cfg, &calls);
+    http_api_agrees(&cfg, &s, &lines_values(&calls));
     let (code, log) = s.stop();
     assert_eq!(code, Some(0), "{log}");
 }
