@@ -171,9 +171,16 @@ fn inspect_json_reports_digest_functions_schemas_and_docs() {
     );
     assert_eq!(greet["input_schema"]["required"], json!(["name"]));
     let add = &v["functions"][1];
-    assert_eq!(add["input_schema"]["properties"]["a"]["type"], "integer");
-    assert_eq!(add["input_schema"]["properties"]["a"]["minimum"], json!(i64::MIN));
-    assert_eq!(add["input_schema"]["properties"]["a"]["maximum"], json!(i64::MAX));
+    // An s64 argument: an integer, or the same as a decimal string.
+    let a = &add["input_schema"]["properties"]["a"]["anyOf"];
+    assert_eq!(a[0]["type"], "integer");
+    assert_eq!(a[0]["minimum"], json!(i64::MIN));
+    assert_eq!(a[0]["maximum"], json!(i64::MAX));
+    assert_eq!(a[1]["type"], "string", "{add}");
+    assert_eq!(add["output_schema"]["properties"]["result"]["type"], "integer", "results stay numbers: {add}");
+    // A top-level result<s64, string>: the schema is the ok value's.
+    let parse = &v["functions"][4];
+    assert_eq!(parse["output_schema"]["properties"]["result"]["type"], "integer", "{parse}");
     assert!(v["imports"].as_array().is_some());
     assert!(v["languages"].as_array().unwrap().iter().any(|l| l.as_str().unwrap_or("").to_lowercase().contains("rust")), "{}", v["languages"]);
     assert_eq!(v["skipped"], json!([]));
