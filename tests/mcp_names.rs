@@ -12,7 +12,10 @@ mod serve_common;
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::RunningService;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
-use rmcp::{RoleClient, ServiceExt};
+use rmcp::service::NotificationContext;
+use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use serde_json::{json, Value};
 use serve_common::{example_wasm, TestConfig, TestServer, BIN};
 use sha2::{Digest, Sha256};
@@ -361,4 +364,39 @@ async fn values_the_strict_openai_schema_allows_are_accepted_by_the_call() {
     let r = call(&mcp, "text__echo-all", json!({"x": wrong})).await;
     assert!(r.is_error == Some(true) && text(&r).starts_with("invalid_arguments: ") && text(&r).contains("a-tuple"), "{}", text(&r));
     mcp.cancel().await.unwrap();
+}
+
+#[derive(Clone, Default)]
+struct Watcher {
+    list_changed: Arc<AtomicUsize>,
+}
+
+impl ClientHandler for Watcher {
+    async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.list_changed.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn a_reload_that_changes_the_separator_relists_the_tools() {
+    let cfg = TestConfig::new("");
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.args(["serve", "--stdio", "--config"]).arg(&cfg.path);
+    let (transport, _) = TokioChildProcess::builder(cmd).stderr(std::process::Stdio::inherit()).spawn().unwrap();
+    let c = Watcher::default().serve(transport).await.expect("MCP initialize over stdio");
+    let names = |tools: Vec<rmcp::model::Tool>| tools.iter().map(|t| t.name.to_string()).collect::<BTreeSet<_>>();
+    assert!(names(c.list_all_tools().await.unwrap()).contains("text__analysis__word-stats"));
+    cfg.rewrite("[server]\ntool_name_separator = \"-\"\n");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while c.service().list_changed.load(Ordering::SeqCst) == 0 {
+        assert!(std::time::Instant::now() < deadline, "no notifications/tools/list_changed after the separator changed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let after = names(c.list_all_tools().await.unwrap());
+    assert!(after.contains("text-analysis-word-stats") && !after.iter().any(|n| n.contains("__")), "{after:?}");
+    let params = CallToolRequestParams::new("text-greet").with_arguments(json!({"name": "dash"}).as_object().cloned().unwrap());
+    let r = c.call_tool(params).await.unwrap();
+    assert_eq!(text(&r), "Hello, dash!");
+    c.cancel().await.unwrap();
+    assert_eq!(call_rows(&cfg).iter().map(|r| r.0.as_str()).collect::<Vec<_>>(), ["text.greet"]);
 }

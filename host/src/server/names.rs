@@ -18,7 +18,7 @@
 use crate::runtime::Tool;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 
 /// Longest piece of a caller's name echoed back in an error message.
 pub const MAX_ECHOED_NAME: usize = 128;
@@ -220,19 +220,24 @@ impl Index {
 type ToolMap = BTreeMap<String, Arc<Tool>>;
 
 /// The [`Index`] of the tools loaded now, rebuilt when the tools or the
-/// separator change.
+/// separator change (a reload). Calls only take the read lock.
 #[derive(Default)]
 pub struct Cache {
-    current: Mutex<Option<(Arc<ToolMap>, Arc<Index>)>>,
+    current: RwLock<Option<(Arc<ToolMap>, Arc<Index>)>>,
 }
 
 impl Cache {
     pub fn get(&self, tools: Arc<ToolMap>, sep: &str) -> Arc<Index> {
-        let mut cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((t, ix)) = cur.as_ref() {
-            if Arc::ptr_eq(t, &tools) && ix.sep == sep {
-                return ix.clone();
-            }
+        let fresh = |cur: &Option<(Arc<ToolMap>, Arc<Index>)>| match cur {
+            Some((t, ix)) if Arc::ptr_eq(t, &tools) && ix.sep == sep => Some(ix.clone()),
+            _ => None,
+        };
+        if let Some(ix) = fresh(&self.current.read().unwrap_or_else(|e| e.into_inner())) {
+            return ix;
+        }
+        let mut cur = self.current.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(ix) = fresh(&cur) {
+            return ix;
         }
         let ix = Arc::new(Index::of_tools(tools.values().map(|t| &**t), sep));
         *cur = Some((tools, ix.clone()));
