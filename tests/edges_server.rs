@@ -429,7 +429,7 @@ async fn spinning_guests_do_not_starve_the_server_and_time_out_on_time() {
     let t = Instant::now();
     let tools = mcp.list_all_tools().await.unwrap();
     let list = t.elapsed();
-    assert!(tools.iter().any(|t| t.name == "text.greet"));
+    assert!(tools.iter().any(|t| t.name == "text__greet"));
     let t = Instant::now();
     let (st, _, v) = call(&s, &tok, "text.greet", json!({"name": "x"})).await;
     let greet = t.elapsed();

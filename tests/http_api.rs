@@ -59,6 +59,7 @@ async fn calls_and_typed_errors() {
     // The tool list, plain and as OpenAI functions.
     let v: Value = client().get(s.url("/v1/tools")).bearer_auth(&tok).send().await.unwrap().json().await.unwrap();
     let greet = v["tools"].as_array().unwrap().iter().find(|t| t["name"] == "text.greet").expect("text.greet listed").clone();
+    assert_eq!(greet["mcp_name"], "text__greet");
     assert_eq!(greet["input_schema"]["properties"]["name"]["type"], "string");
     assert_eq!(greet["output_schema"]["required"], json!(["result"]));
     let v: Value = client().get(s.url("/v1/tools?format=openai")).bearer_auth(&tok).send().await.unwrap().json().await.unwrap();

@@ -59,12 +59,13 @@ async fn stdio_session_lists_calls_errors_and_survives_fake_jsonrpc() {
 
     let tools = client.list_all_tools().await.unwrap();
     for f in inspect(&serve_common::example_wasm("text")) {
-        let name = f["name"].as_str().unwrap();
+        // Listed under the model-API form of the canonical name.
+        let name = f["name"].as_str().unwrap().replace('.', "__");
         let t = tools.iter().find(|t| t.name == name).unwrap_or_else(|| panic!("{name} not listed"));
         assert_eq!(Value::Object((*t.input_schema).clone()), f["input_schema"], "{name}");
         assert_eq!(t.output_schema.as_ref().map(|s| Value::Object((**s).clone())), Some(f["output_schema"].clone()), "{name}");
     }
-    assert!(!tools.iter().any(|t| t.name == "hostile.loop-forever"), "denied tools are not listed");
+    assert!(!tools.iter().any(|t| t.name == "hostile__loop-forever"), "denied tools are not listed");
 
     let r = call(&client, "text.greet", json!({"name": "Ada"})).await;
     assert_eq!(r.is_error, Some(false));
@@ -110,7 +111,7 @@ async fn stdio_list_changed_after_reload() {
     let cfg = TestConfig::new("");
     let client = stdio_client(&cfg).await;
     let before = client.list_all_tools().await.unwrap();
-    assert!(!before.iter().any(|t| t.name.starts_with("text2.")));
+    assert!(!before.iter().any(|t| t.name.starts_with("text2__")));
     cfg.rewrite(&format!("[[tool]]\nname = \"text2\"\npath = {:?}\n", serve_common::example_wasm("text").display().to_string()));
     let handler = client.service().clone();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -119,7 +120,7 @@ async fn stdio_list_changed_after_reload() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let after = client.list_all_tools().await.unwrap();
-    assert!(after.iter().any(|t| t.name == "text2.greet"), "{:?}", after.iter().map(|t| &t.name).collect::<Vec<_>>());
+    assert!(after.iter().any(|t| t.name == "text2__greet"), "{:?}", after.iter().map(|t| &t.name).collect::<Vec<_>>());
     let r = call(&client, "text2.greet", json!({"name": "new"})).await;
     assert_eq!(text(&r), "Hello, new!");
     client.cancel().await.unwrap();
@@ -133,8 +134,8 @@ async fn streamable_http_with_token() {
     let config = rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(s.url("/mcp")).auth_header(tok);
     let client = Client::default().serve(StreamableHttpClientTransport::from_config(config)).await.expect("MCP initialize over HTTP");
     let tools = client.list_all_tools().await.unwrap();
-    assert!(tools.iter().all(|t| t.name.starts_with("text.")), "scoped token lists only its tools");
-    assert!(tools.iter().any(|t| t.name == "text.greet"));
+    assert!(tools.iter().all(|t| t.name.starts_with("text__")), "scoped token lists only its tools");
+    assert!(tools.iter().any(|t| t.name == "text__greet"));
     let r = call(&client, "text.greet", json!({"name": "http"})).await;
     assert_eq!(r.structured_content, Some(json!({"result": "Hello, http!"})));
     let r = call(&client, "hostile.counter", json!({})).await;

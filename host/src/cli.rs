@@ -387,12 +387,14 @@ async fn check(config: &Path) -> Result<(), Failure> {
         warnings += 1;
         println!("warning: mounts overlap: {a} and {b}: one host path is inside the other, so a symlink or file one tool writes there is seen by the other; give each tool its own directory");
     }
+    let sep = cfg.server.tool_name_separator.clone();
     let host = Host::open(cfg).await.map_err(|e| usage(format!("{e:#}")))?;
+    let names = crate::server::names::Index::of_tools(host.tools().values().map(|t| &**t), &sep);
     for t in host.tools().values() {
         println!("tool {}: {} function(s), sha256 {}, limits {}", t.name, t.loaded.functions.len(), t.loaded.digest,
             serde_json::to_string(&t.plan.limits).unwrap_or_default());
         for f in &t.loaded.functions {
-            println!("  {}", f.name);
+            println!("  {}  (listed to agents as {})", f.name, names.listed(&f.name));
         }
     }
     println!("{}: {} tool(s) OK, {warnings} warning(s)", config.display(), host.tools().len());

@@ -80,6 +80,11 @@ pub struct ServerConfig {
     pub unauthenticated_requests_per_minute: u32,
     #[serde(default = "default_unauthenticated_burst")]
     pub unauthenticated_burst: u32,
+    /// What replaces the dots of a canonical function name in the names
+    /// agents see (MCP `tools/list`, `/v1/tools?format=openai|anthropic`):
+    /// `text.analysis.word-stats` is listed as `text__analysis__word-stats`.
+    #[serde(default = "default_tool_name_separator")]
+    pub tool_name_separator: String,
 }
 
 impl Default for ServerConfig {
@@ -97,6 +102,7 @@ impl Default for ServerConfig {
             session_idle_timeout_ms: default_session_idle_timeout_ms(),
             unauthenticated_requests_per_minute: default_unauthenticated_rpm(),
             unauthenticated_burst: default_unauthenticated_burst(),
+            tool_name_separator: default_tool_name_separator(),
         }
     }
 }
@@ -118,6 +124,10 @@ fn default_unauthenticated_rpm() -> u32 {
 
 fn default_unauthenticated_burst() -> u32 {
     20
+}
+
+fn default_tool_name_separator() -> String {
+    crate::server::names::DEFAULT_SEPARATOR.into()
 }
 
 fn default_max_body() -> usize {

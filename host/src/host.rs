@@ -73,6 +73,11 @@ impl Host {
     /// On any error the tools already serving stay as they were.
     pub async fn reload(&self, cfg: Config) -> anyhow::Result<()> {
         let tools = self.load_tools(&cfg).await?;
+        // Every function needs a name of its own in the lists agents see.
+        let names = crate::server::names::Index::of_tools(&tools, &cfg.server.tool_name_separator);
+        if let Some(p) = names.problems().first() {
+            anyhow::bail!("{}: {p}", cfg.source);
+        }
         self.runtime.set_tools(tools);
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(cfg);
         Ok(())

@@ -44,7 +44,8 @@ async def session_checks(session, args, list_changed):
     with open(args.inspect) as f:
         inspected = json.load(f)["functions"]
     for fn in inspected:
-        t = tools.get(fn["name"])
+        # Listed under the model-API form of the canonical (dotted) name.
+        t = tools.get(fn["name"].replace(".", "__"))
         check(t is not None, f"{fn['name']} listed", sorted(tools))
         check(t.input_schema == fn["input_schema"], f"{fn['name']} inputSchema matches inspect", t.input_schema)
         check(t.output_schema == fn["output_schema"], f"{fn['name']} outputSchema matches inspect", t.output_schema)
@@ -86,7 +87,7 @@ async def session_checks(session, args, list_changed):
             await list_changed.wait()
         check(True, "notifications/tools/list_changed after reload")
         tools = {t.name for t in (await session.list_tools()).tools}
-        check("text2.greet" in tools, "reloaded tool listed", sorted(tools))
+        check("text2__greet" in tools, "reloaded tool listed", sorted(tools))
         r = await session.call_tool("text2.greet", {"name": "new"})
         check(text_of(r) == "Hello, new!", "reloaded tool callable", text_of(r))
 

@@ -2,7 +2,7 @@
 //! `/healthz` and `/metrics`, behind Host validation (DNS rebinding),
 //! `require_https`, CORS, bearer tokens and body limits.
 
-use super::{unauth, ApiError, Server, ToolView};
+use super::{unauth, ApiError, Server};
 use crate::config::ServerConfig;
 use crate::gate::{self, Caller};
 use axum::body::Body;
@@ -289,29 +289,25 @@ struct ListQuery {
     format: Option<String>,
 }
 
-/// OpenAI function names allow only `[a-zA-Z0-9_-]`: `.` becomes `__`.
-pub fn openai_name(name: &str) -> String {
-    name.replace('.', "__")
-}
-
-pub fn openai_function(v: &ToolView) -> Value {
-    json!({
-        "type": "function",
-        "function": {
-            "name": openai_name(&v.name),
-            "description": v.description.clone().unwrap_or_default(),
-            "parameters": v.input_schema,
-        }
-    })
-}
-
+/// `GET /v1/tools[?format=json|mcp|openai|anthropic]`: what the caller may
+/// call, in the native `/v1` shape (snake_case) or the shape an API takes
+/// (see [`super::formats`]).
 async fn list_tools(State(st): State<AppState>, axum::Extension(caller): axum::Extension<Caller>, Query(q): Query<ListQuery>) -> Result<Json<Value>, ApiError> {
     let tools = st.server.list_tools(&caller);
-    match q.format.as_deref() {
-        None | Some("mcp") | Some("json") => Ok(Json(json!({ "tools": tools }))),
-        Some("openai") => Ok(Json(json!({ "tools": tools.iter().map(openai_function).collect::<Vec<_>>() }))),
-        Some(other) => Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", format!("format={other:?} is not known; use format=openai or leave it out"))),
-    }
+    let list: Vec<Value> = match q.format.as_deref() {
+        None | Some("json") => return Ok(Json(json!({ "tools": tools }))),
+        Some("mcp") => tools.iter().map(|v| serde_json::to_value(super::mcp::mcp_tool(v)).unwrap_or(Value::Null)).collect(),
+        Some("openai") => tools.iter().map(super::formats::openai_tool).collect(),
+        Some("anthropic") => tools.iter().map(super::formats::anthropic_tool).collect(),
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                format!("format={:?} is not known; use one of: {} (or leave it out for json)", super::names::capped(other), super::formats::FORMATS.join(", ")),
+            ))
+        }
+    };
+    Ok(Json(json!({ "tools": list })))
 }
 
 async fn call_tool(
@@ -415,14 +411,5 @@ mod tests {
         assert_eq!(bearer(&h), Some("x"));
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic x"));
         assert_eq!(bearer(&h), None);
-    }
-
-    #[test]
-    fn openai_names_are_valid() {
-        let re = regex::Regex::new("^[a-zA-Z0-9_-]{1,64}$").unwrap();
-        for n in ["text.greet", "text.analysis.word-stats"] {
-            assert!(re.is_match(&openai_name(n)), "{n}");
-        }
-        assert_eq!(openai_name("text.analysis.word-stats"), "text__analysis__word-stats");
     }
 }

@@ -75,7 +75,7 @@ impl McpHandler {
 /// The MCP `Tool` for a function.
 pub fn mcp_tool(v: &ToolView) -> Tool {
     let obj = |s: &Value| Arc::new(s.as_object().cloned().unwrap_or_default());
-    let mut t = Tool::new_with_raw(v.name.clone(), v.description.clone().map(Into::into), obj(&v.input_schema));
+    let mut t = Tool::new_with_raw(v.mcp_name.clone(), v.description.clone().map(Into::into), obj(&v.input_schema));
     t = t.with_raw_output_schema(obj(&v.output_schema));
     t
 }

@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod error;
+pub mod formats;
 pub mod http;
 pub mod mcp;
 pub mod metrics;
@@ -65,6 +66,7 @@ pub fn validate_server_config(s: &ServerConfig) -> Result<(), String> {
             }
         }
     }
+    names::validate_separator(&s.tool_name_separator)?;
     for (i, h) in s.allowed_hosts.iter().enumerate() {
         if h.is_empty() || h.contains('/') || h.contains(' ') {
             return Err(format!("[server] allowed_hosts[{i}] = {h:?} is not a host name; write a name or name:port, e.g. \"localhost\""));
@@ -76,7 +78,11 @@ pub fn validate_server_config(s: &ServerConfig) -> Result<(), String> {
 /// A tool function as listed to agents.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ToolView {
+    /// The canonical (dotted) name.
     pub name: String,
+    /// The name MCP `tools/list` and `/v1/tools?format=openai|anthropic`
+    /// show: valid for the model APIs (see [`names`]).
+    pub mcp_name: String,
     pub description: Option<String>,
     pub input_schema: Value,
     pub output_schema: Value,
@@ -99,6 +105,8 @@ pub struct Server {
     stop_calls: CancellationToken,
     /// Refusals before authentication, aggregated per source.
     pub unauthenticated: unauth::Unauthenticated,
+    /// Every accepted spelling of the loaded functions.
+    names: names::Cache,
 }
 
 /// Counts a call task in flight (for shutdown) from before it is spawned
@@ -138,6 +146,7 @@ impl Server {
             draining: AtomicBool::new(false),
             stop_calls: CancellationToken::new(),
             unauthenticated: unauth::Unauthenticated::new(&cfg_server),
+            names: names::Cache::default(),
         }))
     }
 
@@ -149,15 +158,22 @@ impl Server {
         self.approver_available.store(yes, Ordering::SeqCst);
     }
 
+    /// The names of the functions loaded now.
+    pub fn names(&self) -> Arc<names::Index> {
+        self.names.get(self.host.tools(), &self.host.config().server.tool_name_separator)
+    }
+
     /// Every function `caller` may call, in name order.
     pub fn list_tools(&self, caller: &Caller) -> Vec<ToolView> {
         let gate = self.gate();
+        let names = self.names();
         let mut out = Vec::new();
         for tool in self.host.tools().values() {
             for f in &tool.loaded.functions {
                 if gate.visible(caller, &f.name) {
                     out.push(ToolView {
                         name: f.name.clone(),
+                        mcp_name: names.listed(&f.name),
                         description: f.description.clone(),
                         input_schema: f.input_schema.clone(),
                         output_schema: f.output_schema.clone(),
@@ -197,7 +213,7 @@ impl Server {
     /// The metrics label for a requested name: the name if it is a loaded
     /// function, else `<unknown>`, so callers cannot mint label values.
     pub fn metric_label(&self, name: &str) -> String {
-        match names::resolve(&self.host.tools(), name) {
+        match self.names().resolve(name) {
             names::Resolved::Function(f) if f == name => f,
             _ => names::UNKNOWN.to_string(),
         }
@@ -363,7 +379,7 @@ impl Server {
     /// error lists only what `caller` may see.
     fn canonical(&self, gate: &Gate, caller: &Caller, requested: &str) -> Result<String, CallError> {
         let tools = self.host.tools();
-        match names::resolve(&tools, requested) {
+        match self.names().resolve(requested) {
             names::Resolved::Function(n) => Ok(n),
             names::Resolved::UnknownTool => {
                 let visible: Vec<&str> = tools.keys().filter(|t| tools[*t].loaded.functions.iter().any(|f| gate.visible(caller, &f.name))).map(String::as_str).collect();
