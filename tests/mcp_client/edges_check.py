@@ -44,7 +44,7 @@ async def main():
                 tools = await session.list_tools()
                 assert tools.tools, "no tools listed"
                 r = await session.call_tool("text.greet", {"name": "py"})
-                assert not r.isError, r
+                assert not r.is_error, r
                 print("called:", r.content[0].text, flush=True)
     for m in warnings.messages:
         print("WARNING", m, flush=True)

@@ -63,22 +63,29 @@ pub async fn serve(opts: ServeOptions) -> Result<(), Failure> {
             None => Caller::stdio(),
         };
         let handler = McpHandler::new(server.clone(), Mode::Stdio(caller));
-        let running = handler.serve(super::stdio::stdio()).await.map_err(|e| usage(format!("MCP on stdio failed to start: {e}")))?;
-        let stdio_ct = running.cancellation_token();
-        let waiting = running.waiting();
-        tokio::pin!(waiting);
-        tokio::select! {
-            r = &mut waiting => {
-                if let Err(e) = r { tracing::warn!(error = %e, "MCP stdio session ended with an error"); }
-            }
-            _ = ct.cancelled() => {
-                // Let the calls in flight answer before the stream closes
-                // (rmcp sends the answers of finished handlers when its
-                // session is cancelled). stdin may stay open: the process
-                // exits anyway.
-                drain(&server, Duration::from_millis(cfg.server.shutdown_grace_ms)).await;
-                stdio_ct.cancel();
-                let _ = waiting.await;
+        // A signal while waiting for the client's `initialize` ends the
+        // server too (a supervisor may stop a server no client talked to).
+        let running = tokio::select! {
+            r = handler.serve(super::stdio::stdio()) => Some(r.map_err(|e| usage(format!("MCP on stdio failed to start: {e}")))?),
+            _ = ct.cancelled() => None,
+        };
+        if let Some(running) = running {
+            let stdio_ct = running.cancellation_token();
+            let waiting = running.waiting();
+            tokio::pin!(waiting);
+            tokio::select! {
+                r = &mut waiting => {
+                    if let Err(e) = r { tracing::warn!(error = %e, "MCP stdio session ended with an error"); }
+                }
+                _ = ct.cancelled() => {
+                    // Let the calls in flight answer before the stream closes
+                    // (rmcp sends the answers of finished handlers when its
+                    // session is cancelled). stdin may stay open: the process
+                    // exits anyway.
+                    drain(&server, Duration::from_millis(cfg.server.shutdown_grace_ms)).await;
+                    stdio_ct.cancel();
+                    let _ = waiting.await;
+                }
             }
         }
         ct.cancel();
