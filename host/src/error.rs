@@ -9,7 +9,8 @@ use serde_json::Value;
 #[derive(Debug, Clone, thiserror::Error, Serialize)]
 #[serde(tag = "code", rename_all = "snake_case")]
 pub enum CallError {
-    #[error("unknown tool `{tool}`{hint}")]
+    /// `hint`: what the caller may call instead ("tools: a, b"), or empty.
+    #[error("unknown tool `{tool}`{}", if .hint.is_empty() { String::new() } else { format!("; {}", .hint) })]
     UnknownTool { tool: String, hint: String },
     #[error("tool `{tool}` has no function `{function}`; available: {available}")]
     UnknownFunction { tool: String, function: String, available: String },

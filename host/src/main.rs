@@ -10,5 +10,10 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    rt.block_on(wasmward::cli::run(cli))
+    let status = rt.block_on(wasmward::cli::run(cli));
+    // Everything that matters has finished (the audit log is flushed); a
+    // read of stdin parked on a blocking thread must not keep the process
+    // alive (`serve --stdio` whose parent keeps stdin open).
+    rt.shutdown_timeout(std::time::Duration::from_millis(500));
+    status
 }

@@ -22,6 +22,11 @@ pub struct GateConfig {
     /// Per function, across all callers; unset = no limit.
     pub tool_requests_per_minute: Option<u32>,
     pub tool_burst_size: Option<u32>,
+    /// Apply `requests_per_minute` and `tool_requests_per_minute` to the
+    /// parent of `serve --stdio` too (default: it is one trusted client and
+    /// is not rate-limited; `--token` scopes still apply).
+    #[serde(default)]
+    pub rate_limit_stdio: bool,
     /// Calls to tools granted the `process` capability wait for approval.
     #[serde(default)]
     pub approve_process: bool,
@@ -64,6 +69,7 @@ impl Default for GateConfig {
             burst_size: None,
             tool_requests_per_minute: None,
             tool_burst_size: None,
+            rate_limit_stdio: false,
             approve_process: false,
             approval_timeout_ms: default_approval_timeout_ms(),
             blocked_input_patterns: Vec::new(),

@@ -36,16 +36,20 @@ pub struct Caller {
     /// Token scopes; `None` = unscoped (stdio without `--token`).
     pub scopes: Option<Vec<String>>,
     pub admin: bool,
+    /// The process that started `serve --stdio` (with or without `--token`):
+    /// one trusted client, outside the rate limits unless `[gate]
+    /// rate_limit_stdio = true`.
+    pub stdio_parent: bool,
 }
 
 impl Caller {
     /// The parent process on stdio, unscoped.
     pub fn stdio() -> Caller {
-        Caller { name: "stdio".into(), token_id: None, scopes: None, admin: false }
+        Caller { name: "stdio".into(), token_id: None, scopes: None, admin: false, stdio_parent: true }
     }
 
     pub fn from_claims(c: &Claims) -> Caller {
-        Caller { name: c.name.clone(), token_id: Some(c.id.clone()), scopes: Some(c.tools.clone()), admin: c.admin }
+        Caller { name: c.name.clone(), token_id: Some(c.id.clone()), scopes: Some(c.tools.clone()), admin: c.admin, stdio_parent: false }
     }
 
     /// As recorded in the audit log: `name` or `name#token-id`.
@@ -65,6 +69,9 @@ pub enum Stage {
     RateLimit,
     Approval,
     Content,
+    /// Refused by the HTTP layer before any call: `Host`, `Origin`, body
+    /// size, MCP session limits.
+    Transport,
 }
 
 impl Stage {
@@ -75,6 +82,7 @@ impl Stage {
             Stage::RateLimit => "rate_limit",
             Stage::Approval => "approval",
             Stage::Content => "content",
+            Stage::Transport => "transport",
         }
     }
 }
@@ -167,6 +175,9 @@ impl Gate {
     /// The caller's bucket, then `name`'s (an empty `name`: the caller's
     /// only, for names that are no function).
     pub fn check_rate(&self, caller: &Caller, name: &str, now: Instant) -> Result<(), Refusal> {
+        if caller.stdio_parent && !self.config.rate_limit_stdio {
+            return Ok(());
+        }
         let key = caller.token_id.clone().unwrap_or_else(|| caller.name.clone());
         let limited = |scope: &str, key_cfg: &str, wait: Duration| Refusal {
             stage: Stage::RateLimit,
@@ -293,7 +304,7 @@ blocked_input_patterns = ["(?i)password"]
 "#,
         );
         let a = Approvals::default();
-        let scoped = Caller { name: "a".into(), token_id: Some("01".into()), scopes: Some(vec!["text.*".into()]), admin: false };
+        let scoped = Caller { name: "a".into(), token_id: Some("01".into()), scopes: Some(vec!["text.*".into()]), admin: false, stdio_parent: false };
         let cases: Vec<(&Caller, &str, Value, Result<(), (&str, Stage)>)> = vec![
             (&scoped, "shell.run", json!({}), Err(("forbidden", Stage::Filter))),
             (&scoped, "text.secret", json!({}), Err(("forbidden", Stage::Filter))),
@@ -314,7 +325,7 @@ blocked_input_patterns = ["(?i)password"]
     #[tokio::test]
     async fn rate_refusals_carry_retry_after_and_per_tool_limits_apply_across_callers() {
         let g = gate("tool_requests_per_minute = 1\n");
-        let (a, b) = (Caller::stdio(), Caller { name: "b".into(), ..Caller::stdio() });
+        let (a, b) = (Caller { stdio_parent: false, ..Caller::stdio() }, Caller { name: "b".into(), stdio_parent: false, ..Caller::stdio() });
         let now = Instant::now();
         assert!(g.check_rate(&a, "t.f", now).is_ok());
         let r = g.check_rate(&b, "t.f", now).unwrap_err();
@@ -322,6 +333,29 @@ blocked_input_patterns = ["(?i)password"]
         assert!(r.retry_after.unwrap() > Duration::from_secs(59), "{r:?}");
         assert!(r.message.contains("tool_requests_per_minute"), "{}", r.message);
         assert!(g.check_rate(&b, "t.other", now).is_ok());
+    }
+
+    #[test]
+    fn the_stdio_parent_is_outside_the_rate_limits_unless_configured() {
+        let scoped_parent = Caller { scopes: Some(vec!["text.*".into()]), token_id: Some("01".into()), ..Caller::stdio() };
+        let cases: &[(&str, &Caller, bool)] = &[
+            ("requests_per_minute = 1\ntool_requests_per_minute = 1\n", &Caller::stdio(), true),
+            ("requests_per_minute = 1\n", &scoped_parent, true),
+            ("requests_per_minute = 1\nrate_limit_stdio = true\n", &Caller::stdio(), false),
+            ("tool_requests_per_minute = 1\nrate_limit_stdio = true\n", &scoped_parent, false),
+        ];
+        for (cfg, caller, exempt) in cases {
+            let g = gate(cfg);
+            let now = Instant::now();
+            let ok = (0..50).filter(|_| g.check_rate(caller, "text.greet", now).is_ok()).count();
+            assert_eq!(ok == 50, *exempt, "{cfg}: {ok} of 50 allowed");
+        }
+        // Scopes still apply to a parent that passed --token.
+        assert!(g_filter_refuses(&scoped_parent));
+    }
+
+    fn g_filter_refuses(c: &Caller) -> bool {
+        gate("").check_filter(c, "shell.run").is_err()
     }
 
     #[tokio::test]

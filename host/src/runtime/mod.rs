@@ -239,7 +239,7 @@ impl Runtime {
         let tools = self.tools();
         tools.get(name).cloned().ok_or_else(|| CallError::UnknownTool {
             tool: name.to_string(),
-            hint: format!("; loaded tools: {}", tools.keys().cloned().collect::<Vec<_>>().join(", ")),
+            hint: format!("loaded tools: {}", tools.keys().cloned().collect::<Vec<_>>().join(", ")),
         })
     }
 

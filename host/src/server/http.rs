@@ -2,7 +2,7 @@
 //! `/healthz` and `/metrics`, behind Host validation (DNS rebinding),
 //! `require_https`, CORS, bearer tokens and body limits.
 
-use super::{unauth, ApiError, Server};
+use super::{names, unauth, ApiError, Server};
 use crate::config::ServerConfig;
 use crate::gate::{self, Caller};
 use axum::body::Body;
@@ -12,6 +12,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use futures::StreamExt;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::{json, Value};
@@ -70,6 +71,7 @@ pub fn router(server: Arc<Server>, cfg: ServerConfig, ct: CancellationToken) -> 
         mcp_cfg,
     );
     let state = AppState { server, cfg: Arc::new(cfg), sessions, owners: Arc::default() };
+    let mcp = tower::Layer::layer(&middleware::from_fn_with_state(state.clone(), mcp_edges), mcp);
 
     let authed = Router::new()
         .route("/v1/tools", get(list_tools))
@@ -85,7 +87,8 @@ pub fn router(server: Arc<Server>, cfg: ServerConfig, ct: CancellationToken) -> 
         .merge(authed)
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), require_https))
-        .layer(middleware::from_fn_with_state(state.clone(), check_host));
+        .layer(middleware::from_fn_with_state(state.clone(), check_host))
+        .layer(middleware::from_fn(json_errors));
     if !state.cfg.cors_origins.is_empty() {
         let origins: Vec<HeaderValue> = state.cfg.cors_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
         let cors = tower_http::cors::CorsLayer::new()
@@ -112,12 +115,140 @@ async fn check_host(State(st): State<AppState>, req: Request, next: Next) -> Res
     let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_string).or_else(|| req.uri().authority().map(|a| a.to_string()));
     match host {
         Some(h) if host_allowed(&st.cfg.allowed_hosts, &h) => next.run(req).await,
-        other => ApiError::new(
-            StatusCode::FORBIDDEN,
-            "host_not_allowed",
-            format!("Host {:?} is not in [server] allowed_hosts; add it there to serve this name", other.unwrap_or_default()),
-        )
-        .into_response(),
+        other => {
+            let e = ApiError::new(
+                StatusCode::FORBIDDEN,
+                "host_not_allowed",
+                format!("Host {:?} is not in [server] allowed_hosts; add it there to serve this name", names::capped(&other.unwrap_or_default())),
+            );
+            // Before authentication: recorded in aggregate per source.
+            let ip = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+            let source = unauth::source_key(ip);
+            st.server.metrics.record_http_refusal(&e.code);
+            for event in st.server.unauthenticated.note_at(gate::Stage::Transport, &source, "host_not_allowed", &e.message, req.uri().path(), Instant::now()) {
+                st.server.audit_gate(event).await;
+            }
+            e.into_response()
+        }
+    }
+}
+
+/// Records a refusal of the HTTP layer (an authenticated caller's, or
+/// `anonymous`) in the audit log and metrics, and returns it.
+async fn refuse_transport(st: &AppState, caller: Option<&Caller>, path: &str, e: ApiError) -> Response {
+    let who = caller.map_or_else(|| "anonymous".to_string(), Caller::audit_name);
+    tracing::info!(caller = %who, code = %e.code, reason = %e.message, "HTTP layer refused a request");
+    st.server.metrics.record_http_refusal(&e.code);
+    st.server.audit_gate(gate::gate_event(&names::capped(path), &who, gate::Stage::Transport, "deny", &format!("{}: {}", e.code, e.message))).await;
+    e.into_response()
+}
+
+/// Whether a response body is JSON (an API error or a JSON-RPC message)
+/// or an SSE stream.
+fn is_json_or_sse(h: &HeaderMap) -> bool {
+    h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|ct| {
+        let ct = ct.trim_start().to_ascii_lowercase();
+        ct.starts_with("application/json") || ct.starts_with("text/event-stream")
+    })
+}
+
+/// The documented error for an error response that came without one
+/// (rmcp's plain-text refusals, axum's rejections): a code by status, and
+/// the original text.
+pub fn error_for_status(status: StatusCode, text: &str) -> ApiError {
+    let text = names::cap(text.trim(), 512);
+    let said = if text.is_empty() { String::new() } else { format!(" ({text})") };
+    let (code, message) = match status.as_u16() {
+        400 => ("bad_request", format!("the request is malformed{said}")),
+        403 => ("forbidden", format!("the request was refused{said}")),
+        404 => ("not_found", format!("not found{said}")),
+        405 => ("method_not_allowed", format!("this endpoint does not take that method{said}")),
+        406 => ("not_acceptable", format!("the Accept header does not allow what this endpoint sends{said}")),
+        413 => ("body_too_large", format!("the request body is too large{said}")),
+        415 => ("unsupported_media_type", format!("the request body is not what this endpoint takes{said}")),
+        s if s < 500 => ("bad_request", format!("the request was refused{said}")),
+        _ => ("internal_error", format!("the server failed to answer{said}")),
+    };
+    ApiError::new(status, code, message)
+}
+
+/// Every error response on every route has the documented JSON shape:
+/// anything else (a plain-text or empty error body) is replaced by
+/// [`error_for_status`], headers such as `Allow` kept.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) || is_json_or_sse(resp.headers()) {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024).await.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+    let fresh = error_for_status(status, &text).into_response();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let (fresh_parts, fresh_body) = fresh.into_parts();
+    for (k, v) in &fresh_parts.headers {
+        parts.headers.insert(k, v.clone());
+    }
+    Response::from_parts(parts, fresh_body)
+}
+
+/// Counts an MCP POST response until its body is sent or dropped.
+struct ResponseGuard(Arc<Server>);
+
+impl Drop for ResponseGuard {
+    fn drop(&mut self) {
+        self.0.metrics.mcp_response_done();
+    }
+}
+
+/// `/mcp`, around rmcp: counts POST responses until they are sent (so
+/// shutdown delivers the results of calls in flight before closing
+/// sessions); gives rmcp's refusals the documented JSON shape and records
+/// the `Origin` and body-size ones (gate events, stage `transport`); answers
+/// a session DELETE with 204 No Content (what the SDKs expect).
+async fn mcp_edges(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let origin = req.headers().get(header::ORIGIN).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let caller = req.extensions().get::<Caller>().cloned();
+    let path = format!("/mcp{}", req.uri().path().trim_start_matches("/mcp"));
+    let guard = (method == Method::POST).then(|| {
+        st.server.metrics.mcp_response_started();
+        ResponseGuard(st.server.clone())
+    });
+    let resp = next.run(req).await;
+    let status = resp.status();
+    if method == Method::DELETE && status == StatusCode::ACCEPTED {
+        let (mut parts, _) = resp.into_parts();
+        parts.status = StatusCode::NO_CONTENT;
+        parts.headers.remove(header::CONTENT_LENGTH);
+        parts.headers.remove(header::CONTENT_TYPE);
+        return Response::from_parts(parts, Body::empty());
+    }
+    if (status == StatusCode::FORBIDDEN || status == StatusCode::PAYLOAD_TOO_LARGE) && !is_json_or_sse(resp.headers()) {
+        let e = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            let limit = st.cfg.max_request_body_bytes;
+            ApiError::new(status, "body_too_large", format!("request body is over [server] max_request_body_bytes = {limit}; send less, or raise the limit"))
+        } else if let Some(o) = origin {
+            ApiError::new(
+                status,
+                "origin_not_allowed",
+                format!("Origin {:?} may not call /mcp; add it to [server] allowed_origins (or cors_origins) to allow it", names::capped(&o)),
+            )
+        } else {
+            ApiError::new(status, "host_not_allowed", "the Host header was refused by the MCP transport; check [server] allowed_hosts")
+        };
+        return refuse_transport(&st, caller.as_ref(), &path, e).await;
+    }
+    match guard {
+        None => resp,
+        Some(guard) => {
+            let (parts, body) = resp.into_parts();
+            let body = Body::from_stream(body.into_data_stream().map(move |chunk| {
+                let _sending = &guard;
+                chunk
+            }));
+            Response::from_parts(parts, body)
+        }
     }
 }
 
@@ -215,30 +346,34 @@ async fn limit_sessions(State(st): State<AppState>, req: Request, next: Next) ->
     }
     let live: HashSet<String> = st.sessions.sessions.read().await.keys().map(|k| k.to_string()).collect();
     let open = live.len();
+    let caller = req.extensions().get::<Caller>().cloned();
     if open >= st.cfg.max_sessions {
-        return ApiError::new(
+        let e = ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "too_many_sessions",
             format!("{open} MCP sessions are open, the [server] max_sessions limit; close one (DELETE /mcp) or retry later"),
-        )
-        .into_response();
+        );
+        return refuse_transport(&st, caller.as_ref(), "/mcp", e).await;
     }
-    let owner = req.extensions().get::<Caller>().map(|c| c.token_id.clone().unwrap_or_else(|| c.name.clone())).unwrap_or_default();
+    let owner = caller.as_ref().map(|c| c.token_id.clone().unwrap_or_else(|| c.name.clone())).unwrap_or_default();
     let cap = st.cfg.sessions_per_token();
-    {
+    let refused = {
         let mut o = st.owners.lock().unwrap_or_else(|e| e.into_inner());
         o.by_session.retain(|id, _| live.contains(id));
         let held = o.by_session.values().filter(|v| **v == owner).count() + o.opening.get(&owner).copied().unwrap_or(0);
         if held >= cap {
-            tracing::info!(token = %owner, held, "refused an MCP session: the token holds max_sessions_per_token");
-            return ApiError::new(
+            Some(ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_sessions",
                 format!("this token holds {held} MCP sessions, the [server] max_sessions_per_token = {cap} limit; close one (DELETE /mcp) or let it idle out"),
-            )
-            .into_response();
+            ))
+        } else {
+            *o.opening.entry(owner.clone()).or_default() += 1;
+            None
         }
-        *o.opening.entry(owner.clone()).or_default() += 1;
+    };
+    if let Some(e) = refused {
+        return refuse_transport(&st, caller.as_ref(), "/mcp", e).await;
     }
     let opening = Opening { owners: st.owners.clone(), owner };
     let resp = next.run(req).await;
@@ -315,15 +450,23 @@ async fn call_tool(
     axum::Extension(caller): axum::Extension<Caller>,
     Path(name): Path<String>,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, Response> {
     let limit = st.cfg.max_request_body_bytes;
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("request body is over [server] max_request_body_bytes = {limit} ({e})"),
-        )
-    })?;
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(e) => {
+            let e = ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("request body is over [server] max_request_body_bytes = {limit} ({e}); send less, or raise the limit"),
+            );
+            return Err(refuse_transport(&st, Some(&caller), &format!("/v1/tools/{}/call", names::capped(&name)), e).await);
+        }
+    };
+    call_with_body(st, caller, name, bytes).await.map_err(IntoResponse::into_response)
+}
+
+async fn call_with_body(st: AppState, caller: Caller, name: String, bytes: axum::body::Bytes) -> Result<Json<Value>, ApiError> {
     let args: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
         json!({})
     } else {

@@ -101,10 +101,9 @@ pub const ERROR_META_KEY: &str = "wasmward/error";
 /// (the TypeScript SDK validates it even on errors), and that schema
 /// describes the success value.
 pub fn failure(e: &ApiError) -> CallToolResult {
-    let mut text = format!("{}: {}", e.code, e.message);
-    if let Some(d) = e.retry_after {
-        text.push_str(&format!(" (retry after {} s)", crate::gate::rate::retry_after_secs(d)));
-    }
+    // The message says when to retry (`retry in N s`); the delay is not
+    // repeated in the text.
+    let text = format!("{}: {}", e.code, e.message);
     let mut error = match e.body() {
         Value::Object(mut o) => match o.remove("error") {
             Some(Value::Object(err)) => err,
@@ -122,7 +121,71 @@ pub fn failure(e: &ApiError) -> CallToolResult {
     r
 }
 
+/// Methods rmcp decodes into typed requests: one that reaches
+/// `on_custom_request` had params rmcp could not decode.
+const TYPED_METHODS: &[&str] = &[
+    "initialize",
+    "ping",
+    "tools/list",
+    "tools/call",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "prompts/list",
+    "prompts/get",
+    "completion/complete",
+    "logging/setLevel",
+];
+
+/// Why the params of a known method did not decode (JSON-RPC -32602), or
+/// `None` for a method that is not known (-32601).
+pub fn invalid_params(method: &str, params: Option<&Value>) -> Option<String> {
+    if !TYPED_METHODS.contains(&method) {
+        return None;
+    }
+    let kind = |v: &Value| match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    };
+    if method != "tools/call" {
+        return Some(format!("Invalid params for {method}: they do not match the MCP schema of {method}"));
+    }
+    let why = match params {
+        None => "params are missing; send {\"name\": \"tool\", \"arguments\": {...}}".to_string(),
+        Some(p) if !p.is_object() => format!("params must be an object {{\"name\", \"arguments\"}}, not {}", kind(p)),
+        Some(p) => match (p.get("name"), p.get("arguments")) {
+            (Some(n), _) if !n.is_string() => format!("params.name must be a string, not {}", kind(n)),
+            (None, _) => "params.name (the tool to call) is missing".to_string(),
+            (_, Some(a)) if !a.is_object() && !a.is_null() => {
+                format!("params.arguments must be a JSON object of named arguments, such as {{\"text\": \"hi\"}}, not {}", kind(a))
+            }
+            _ => "params do not match the MCP schema of tools/call".to_string(),
+        },
+    };
+    Some(format!("Invalid params for tools/call: {why}"))
+}
+
 impl ServerHandler for McpHandler {
+    /// rmcp hands over a request whose params it could not decode as a
+    /// custom request: a known method gets -32602 (invalid params) with
+    /// what is wrong, an unknown one -32601.
+    async fn on_custom_request(
+        &self,
+        request: rmcp::model::CustomRequest,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::CustomResult, McpError> {
+        match invalid_params(&request.method, request.params.as_ref()) {
+            Some(message) => Err(McpError::invalid_params(message, None)),
+            None => Err(McpError::new(rmcp::model::ErrorCode::METHOD_NOT_FOUND, request.method, None)),
+        }
+    }
+
     fn get_info(&self) -> InitializeResult {
         InitializeResult::new(ServerCapabilities::builder().enable_tools().enable_tool_list_changed().build())
             .with_server_info(Implementation::new("wasmward", env!("CARGO_PKG_VERSION")))
@@ -182,6 +245,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn undecodable_params_of_known_methods_are_invalid_params() {
+        let cases: &[(&str, Option<Value>, Option<&str>)] = &[
+            ("tools/call", Some(json!({"name": "t.f", "arguments": [1, 2]})), Some("params.arguments must be a JSON object of named arguments, such as {\"text\": \"hi\"}, not an array")),
+            ("tools/call", Some(json!({"name": "t.f", "arguments": "x"})), Some("not a string")),
+            ("tools/call", Some(json!({"name": 5})), Some("params.name must be a string, not a number")),
+            ("tools/call", Some(json!({"arguments": {}})), Some("params.name (the tool to call) is missing")),
+            ("tools/call", Some(json!([1])), Some("params must be an object")),
+            ("tools/call", None, Some("params are missing")),
+            ("tools/list", Some(json!({"cursor": 5})), Some("Invalid params for tools/list")),
+            ("no/such/method", Some(json!({})), None),
+        ];
+        for (method, params, want) in cases {
+            let got = invalid_params(method, params.as_ref());
+            match want {
+                Some(w) => assert!(got.as_deref().is_some_and(|g| g.contains(w)), "{method} {params:?}: {got:?}"),
+                None => assert_eq!(got, None, "{method}"),
+            }
+        }
+    }
+
+    #[test]
     fn results_wrap_the_value_and_render_text() {
         let r = success(json!("Hello, A!"));
         assert_eq!(r.structured_content, Some(json!({"result": "Hello, A!"})));
@@ -193,7 +277,7 @@ mod tests {
         let e = ApiError { retry_after: Some(std::time::Duration::from_millis(1500)), ..e };
         let r = failure(&e);
         assert_eq!(r.is_error, Some(true));
-        assert_eq!(r.content[0].as_text().unwrap().text, "rate_limited: slow down (retry after 2 s)");
+        assert_eq!(r.content[0].as_text().unwrap().text, "rate_limited: slow down");
         assert_eq!(r.structured_content, None, "an error carries no structuredContent: it would not match the outputSchema");
         let meta = &r.meta.as_ref().unwrap().0[ERROR_META_KEY];
         assert_eq!(meta, &json!({"code": "rate_limited", "message": "slow down", "retry_after_s": 2}));

@@ -24,6 +24,8 @@ struct Tables {
     calls: BTreeMap<(String, String), u64>,
     denials: BTreeMap<(String, String), u64>,
     gate: BTreeMap<(String, String), u64>,
+    /// Requests refused by the HTTP layer, by error code.
+    http_refusals: BTreeMap<String, u64>,
     latency: BTreeMap<String, Histogram>,
 }
 
@@ -31,6 +33,8 @@ struct Tables {
 pub struct Metrics {
     tables: Mutex<Tables>,
     in_flight: AtomicI64,
+    /// MCP POST responses still being sent (shutdown waits for them).
+    mcp_responses: AtomicI64,
 }
 
 /// Decrements the in-flight gauge when dropped.
@@ -85,6 +89,25 @@ impl Metrics {
         h.sum += secs;
     }
 
+    /// A request refused by the HTTP layer (`Host`, `Origin`, body size,
+    /// session limits), by its error code.
+    pub fn record_http_refusal(&self, code: &str) {
+        *self.tables().http_refusals.entry(code.into()).or_default() += 1;
+    }
+
+    /// An MCP POST response started (paired with [`Metrics::mcp_response_done`]).
+    pub fn mcp_response_started(&self) {
+        self.mcp_responses.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub fn mcp_response_done(&self) {
+        self.mcp_responses.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    pub fn mcp_responses(&self) -> i64 {
+        self.mcp_responses.load(Ordering::SeqCst)
+    }
+
     pub fn record_refusal(&self, tool: &str, stage: &str) {
         *self.tables().gate.entry((tool.into(), stage.into())).or_default() += 1;
     }
@@ -102,6 +125,10 @@ impl Metrics {
         counter(&mut o, "wasmward_calls_total", "Tool calls that reached the runtime, by outcome (ok or an error code).", ("tool", "outcome"), &t.calls);
         counter(&mut o, "wasmward_denials_total", "Capability uses refused by the sandbox, by capability kind.", ("tool", "kind"), &t.denials);
         counter(&mut o, "wasmward_gate_refusals_total", "Requests refused by the gate, by stage.", ("tool", "stage"), &t.gate);
+        let _ = writeln!(o, "# HELP wasmward_http_refusals_total Requests refused by the HTTP layer (Host, Origin, body size, MCP session limits), by error code.\n# TYPE wasmward_http_refusals_total counter");
+        for (code, v) in &t.http_refusals {
+            let _ = writeln!(o, "wasmward_http_refusals_total{{code=\"{}\"}} {v}", esc(code));
+        }
         let rate: u64 = t.gate.iter().filter(|((_, s), _)| s == "rate_limit").map(|(_, v)| v).sum();
         let _ = writeln!(o, "# HELP wasmward_rate_limited_total Requests refused by a rate limit.\n# TYPE wasmward_rate_limited_total counter\nwasmward_rate_limited_total {rate}");
         let _ = writeln!(o, "# HELP wasmward_call_duration_seconds Call latency through the runtime.\n# TYPE wasmward_call_duration_seconds histogram");
@@ -115,6 +142,7 @@ impl Metrics {
             let _ = writeln!(o, "wasmward_call_duration_seconds_count{{tool=\"{tool}\"}} {}", h.count);
         }
         let _ = writeln!(o, "# HELP wasmward_calls_in_flight Calls being served now.\n# TYPE wasmward_calls_in_flight gauge\nwasmward_calls_in_flight {}", self.in_flight());
+        let _ = writeln!(o, "# HELP wasmward_mcp_responses_in_flight MCP responses being sent now.\n# TYPE wasmward_mcp_responses_in_flight gauge\nwasmward_mcp_responses_in_flight {}", self.mcp_responses());
         let _ = writeln!(o, "# HELP wasmward_audit_queue_depth Audit batches waiting for the writer.\n# TYPE wasmward_audit_queue_depth gauge\nwasmward_audit_queue_depth {audit_queue_depth}");
         let _ = writeln!(o, "# HELP wasmward_tools_loaded Tools loaded.\n# TYPE wasmward_tools_loaded gauge\nwasmward_tools_loaded {tools_loaded}");
         o
@@ -142,6 +170,8 @@ mod tests {
         m.record_call("hostile.net", "ok", Duration::from_millis(2), [("network", 1), ("network", 1), ("fs", 40)].into_iter());
         m.record_refusal("text.greet", "rate_limit");
         m.record_refusal("x\"y", "filter");
+        m.record_http_refusal("origin_not_allowed");
+        m.record_http_refusal("origin_not_allowed");
         let text = m.render(3, 2);
         for line in [
             "wasmward_calls_total{tool=\"text.greet\",outcome=\"ok\"} 2",
@@ -150,6 +180,8 @@ mod tests {
             "wasmward_gate_refusals_total{tool=\"text.greet\",stage=\"rate_limit\"} 1",
             "wasmward_gate_refusals_total{tool=\"x\\\"y\",stage=\"filter\"} 1",
             "wasmward_rate_limited_total 1",
+            "wasmward_http_refusals_total{code=\"origin_not_allowed\"} 2",
+            "wasmward_mcp_responses_in_flight 0",
             "wasmward_call_duration_seconds_bucket{tool=\"text.greet\",le=\"0.0005\"} 1",
             "wasmward_call_duration_seconds_bucket{tool=\"text.greet\",le=\"0.05\"} 2",
             "wasmward_call_duration_seconds_count{tool=\"text.greet\"} 2",

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod names;
 pub mod reload;
 pub mod run;
+pub mod stdio;
 pub mod unauth;
 
 use crate::config::{Config, ServerConfig};
@@ -379,11 +380,19 @@ impl Server {
     /// error lists only what `caller` may see.
     fn canonical(&self, gate: &Gate, caller: &Caller, requested: &str) -> Result<String, CallError> {
         let tools = self.host.tools();
+        let visible_tools = || -> Vec<&str> { tools.keys().filter(|t| tools[*t].loaded.functions.iter().any(|f| gate.visible(caller, &f.name))).map(String::as_str).collect() };
+        let unknown_tool = |tool: &str| {
+            let visible = visible_tools();
+            let hint = if visible.is_empty() { "this caller may call no tool".to_string() } else { format!("tools: {}", visible.join(", ")) };
+            CallError::UnknownTool { tool: names::capped(tool), hint }
+        };
         match self.names().resolve(requested) {
             names::Resolved::Function(n) => Ok(n),
-            names::Resolved::UnknownTool => {
-                let visible: Vec<&str> = tools.keys().filter(|t| tools[*t].loaded.functions.iter().any(|f| gate.visible(caller, &f.name))).map(String::as_str).collect();
-                Err(CallError::UnknownTool { tool: names::capped(requested.split_once('.').map_or(requested, |(t, _)| t)), hint: format!("; tools: {}", visible.join(", ")) })
+            names::Resolved::UnknownTool => Err(unknown_tool(requested.split_once('.').map_or(requested, |(t, _)| t))),
+            // A tool the caller may call nothing of is unknown to it: its
+            // functions are not listed, nor is it said to exist.
+            names::Resolved::UnknownFunction { tool, .. } if !visible_tools().contains(&tool.as_str()) => {
+                Err(unknown_tool(requested.split_once('.').map_or(requested, |(t, _)| t)))
             }
             names::Resolved::UnknownFunction { tool, candidates } => {
                 let available: Vec<&str> = tools.get(&tool).map(|t| t.loaded.functions.iter().map(|f| f.name.as_str()).filter(|n| gate.visible(caller, n)).collect()).unwrap_or_default();

@@ -12,6 +12,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
+/// How long shutdown waits, at least, for the results of the last calls to
+/// reach their MCP clients once the calls are over.
+const RESULT_DELIVERY: Duration = Duration::from_secs(2);
+
 pub struct ServeOptions {
     pub config: PathBuf,
     pub stdio: bool,
@@ -55,23 +59,33 @@ pub async fn serve(opts: ServeOptions) -> Result<(), Failure> {
 
     if opts.stdio {
         let caller = match &opts.token {
-            Some(t) => Caller::from_claims(&server.tokens.verify(t, crate::gate::tokens::now_secs()).map_err(|e| usage(format!("--token: {e}")))?),
+            Some(t) => Caller { stdio_parent: true, ..Caller::from_claims(&server.tokens.verify(t, crate::gate::tokens::now_secs()).map_err(|e| usage(format!("--token: {e}")))?) },
             None => Caller::stdio(),
         };
         let handler = McpHandler::new(server.clone(), Mode::Stdio(caller));
-        let running = handler.serve(rmcp::transport::stdio()).await.map_err(|e| usage(format!("MCP on stdio failed to start: {e}")))?;
-        let stdio_ct = running.cancellation_token();
-        let waiting = running.waiting();
-        tokio::pin!(waiting);
-        tokio::select! {
-            r = &mut waiting => {
-                if let Err(e) = r { tracing::warn!(error = %e, "MCP stdio session ended with an error"); }
-            }
-            _ = ct.cancelled() => {
-                // Let the calls in flight answer before the stream closes.
-                drain(&server, Duration::from_millis(cfg.server.shutdown_grace_ms)).await;
-                stdio_ct.cancel();
-                let _ = waiting.await;
+        // A signal while waiting for the client's `initialize` ends the
+        // server too (a supervisor may stop a server no client talked to).
+        let running = tokio::select! {
+            r = handler.serve(super::stdio::stdio()) => Some(r.map_err(|e| usage(format!("MCP on stdio failed to start: {e}")))?),
+            _ = ct.cancelled() => None,
+        };
+        if let Some(running) = running {
+            let stdio_ct = running.cancellation_token();
+            let waiting = running.waiting();
+            tokio::pin!(waiting);
+            tokio::select! {
+                r = &mut waiting => {
+                    if let Err(e) = r { tracing::warn!(error = %e, "MCP stdio session ended with an error"); }
+                }
+                _ = ct.cancelled() => {
+                    // Let the calls in flight answer before the stream closes
+                    // (rmcp sends the answers of finished handlers when its
+                    // session is cancelled). stdin may stay open: the process
+                    // exits anyway.
+                    drain(&server, Duration::from_millis(cfg.server.shutdown_grace_ms)).await;
+                    stdio_ct.cancel();
+                    let _ = waiting.await;
+                }
             }
         }
         ct.cancel();
@@ -80,7 +94,20 @@ pub async fn serve(opts: ServeOptions) -> Result<(), Failure> {
     }
 
     eprintln!("wasmward: shutting down; finishing calls in flight");
-    drain(&server, Duration::from_millis(cfg.server.shutdown_grace_ms)).await;
+    let grace = Duration::from_millis(cfg.server.shutdown_grace_ms);
+    let signalled = Instant::now();
+    drain(&server, grace).await;
+    // The calls are over; their results may still be on their way to MCP
+    // clients (rmcp's session → the POST's SSE stream). Closing the sessions
+    // now would cut those streams, so wait for every MCP POST response to
+    // be sent, within the grace period (at least RESULT_DELIVERY).
+    let deadline = (signalled + grace).max(Instant::now() + RESULT_DELIVERY);
+    while server.metrics.mcp_responses() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    if server.metrics.mcp_responses() > 0 {
+        tracing::warn!(responses = server.metrics.mcp_responses(), "MCP responses still being sent at the end of the shutdown grace period; closing their sessions");
+    }
     sessions_ct.cancel();
     if let Some(h) = http {
         match tokio::time::timeout(Duration::from_secs(10), h).await {

@@ -55,6 +55,8 @@ pub fn source_key(ip: Option<IpAddr>) -> String {
 
 struct Window {
     start: Instant,
+    /// The stage its rows are recorded under.
+    stage: Stage,
     /// Refusals after the first, not yet recorded.
     more: u64,
 }
@@ -85,6 +87,12 @@ impl Unauthenticated {
     /// first refusal of a window (`path` capped), and the summary of the
     /// window before it if that one counted more.
     pub fn note(&self, source: &str, reason: &'static str, message: &str, path: &str, now: Instant) -> Vec<AuditEvent> {
+        self.note_at(Stage::Token, source, reason, message, path, now)
+    }
+
+    /// [`Unauthenticated::note`] for a refusal of another stage (the
+    /// transport's `Host` check); `reason` keys the aggregation.
+    pub fn note_at(&self, stage: Stage, source: &str, reason: &'static str, message: &str, path: &str, now: Instant) -> Vec<AuditEvent> {
         let mut w = self.lock();
         let mut key = (source.to_string(), reason);
         if !w.contains_key(&key) && w.len() >= MAX_SOURCES {
@@ -92,10 +100,10 @@ impl Unauthenticated {
             if w.len() >= MAX_SOURCES {
                 key.0 = MANY.to_string();
             }
-            out.extend(note_in(&mut w, key, message, path, now));
+            out.extend(note_in(&mut w, key, stage, message, path, now));
             return out;
         }
-        note_in(&mut w, key, message, path, now)
+        note_in(&mut w, key, stage, message, path, now)
     }
 
     /// Summary rows for windows that are over (`all`: every window, at
@@ -105,7 +113,7 @@ impl Unauthenticated {
     }
 }
 
-fn note_in(w: &mut HashMap<(String, &'static str), Window>, key: (String, &'static str), message: &str, path: &str, now: Instant) -> Vec<AuditEvent> {
+fn note_in(w: &mut HashMap<(String, &'static str), Window>, key: (String, &'static str), stage: Stage, message: &str, path: &str, now: Instant) -> Vec<AuditEvent> {
     let mut out = Vec::new();
     if let Some(win) = w.get_mut(&key) {
         if now.saturating_duration_since(win.start) < WINDOW {
@@ -113,16 +121,16 @@ fn note_in(w: &mut HashMap<(String, &'static str), Window>, key: (String, &'stat
             return out;
         }
         if win.more > 0 {
-            out.push(summary(&key, win.more, now.saturating_duration_since(win.start)));
+            out.push(summary(&key, win.stage, win.more, now.saturating_duration_since(win.start)));
         }
     }
-    w.insert(key.clone(), Window { start: now, more: 0 });
+    w.insert(key.clone(), Window { start: now, more: 0, stage });
     let (source, reason) = (&key.0, key.1);
     tracing::info!(source = %source, reason, path = %names::capped(path), "refused an unauthenticated request (more from this source are counted for {} s)", WINDOW.as_secs());
     out.push(gate::gate_event(
         &names::capped(path),
         &format!("anonymous@{source}"),
-        Stage::Token,
+        stage,
         "deny",
         &format!("{} [{reason}; the first from {source} in a {} s window, the rest are counted in one row]", names::cap(message, 512), WINDOW.as_secs()),
     ));
@@ -135,7 +143,7 @@ fn drain(w: &mut HashMap<(String, &'static str), Window>, now: Instant, all: boo
         let over = now.saturating_duration_since(win.start) >= WINDOW;
         if all || over {
             if win.more > 0 {
-                out.push(summary(key, win.more, now.saturating_duration_since(win.start)));
+                out.push(summary(key, win.stage, win.more, now.saturating_duration_since(win.start)));
             }
             false
         } else {
@@ -145,13 +153,13 @@ fn drain(w: &mut HashMap<(String, &'static str), Window>, now: Instant, all: boo
     out
 }
 
-fn summary(key: &(String, &'static str), more: u64, span: Duration) -> AuditEvent {
+fn summary(key: &(String, &'static str), stage: Stage, more: u64, span: Duration) -> AuditEvent {
     let (source, reason) = (&key.0, key.1);
     tracing::info!(source = %source, reason, count = more, "unauthenticated refusals counted");
     gate::gate_event(
         "<unauthenticated>",
         &format!("anonymous@{source}"),
-        Stage::Token,
+        stage,
         "deny",
         &format!("count={more}: {more} more refusal(s) [{reason}] from {source} within {} ms after the first", span.as_millis()),
     )

@@ -1,0 +1,57 @@
+"""The official Python SDK (`mcp`) against wasmward's protocol edges: a
+streamable-HTTP session that is closed (DELETE) must not make the SDK warn
+`Session termination failed`. Prints every warning the SDK logged, then
+"ALL OK" when there was none about the session.
+
+usage: edges_check.py --url URL --token TOKEN
+"""
+
+import argparse
+import logging
+
+import anyio
+
+from mcp import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+
+
+class Collect(logging.Handler):
+    def __init__(self):
+        super().__init__(level=logging.WARNING)
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(f"{record.name}: {record.getMessage()}")
+
+
+async def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--url", required=True)
+    p.add_argument("--token", required=True)
+    args = p.parse_args()
+
+    warnings = Collect()
+    logging.getLogger().addHandler(warnings)
+    logging.getLogger().setLevel(logging.DEBUG)
+
+    client = create_mcp_http_client(headers={"Authorization": f"Bearer {args.token}"})
+    async with client:
+        async with streamable_http_client(args.url, http_client=client, terminate_on_close=True) as streams:
+            read, write = streams[0], streams[1]
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                tools = await session.list_tools()
+                assert tools.tools, "no tools listed"
+                r = await session.call_tool("text.greet", {"name": "py"})
+                assert not r.is_error, r
+                print("called:", r.content[0].text, flush=True)
+    for m in warnings.messages:
+        print("WARNING", m, flush=True)
+    bad = [m for m in warnings.messages if "termination" in m.lower() or "session" in m.lower()]
+    assert not bad, bad
+    print("ALL OK", flush=True)
+
+
+if __name__ == "__main__":
+    anyio.run(main)
