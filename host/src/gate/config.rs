@@ -113,7 +113,7 @@ impl GateConfig {
         let mut out = Vec::new();
         if t >= TS_SDK_REQUEST_TIMEOUT_MS {
             out.push(format!(
-                "[gate] approval_timeout_ms = {t} is not below 60000, the MCP TypeScript SDK's default request timeout: its clients give up (-32001 Request timed out) before a late decision arrives, and the call then runs with nobody waiting for the result. Lower it (default {DEFAULT_APPROVAL_TIMEOUT_MS}), or have clients pass a longer `timeout` or `resetTimeoutOnProgress: true` with a progressToken"
+                "[gate] approval_timeout_ms = {t} is not below 60000, the MCP TypeScript SDK's default request timeout: its clients give up (error -32001 Request timed out) before a decision that late can reach them. Lower it (default {DEFAULT_APPROVAL_TIMEOUT_MS}), or have clients pass a longer `timeout` or `resetTimeoutOnProgress: true` with a progressToken"
             ));
         } else {
             for (tool, timeout_ms) in gated {
