@@ -5,7 +5,8 @@
 //! the approval id and the approval gate event shares the call's id (allow,
 //! deny, timeout); an MCP client that sent a progressToken gets progress
 //! notifications while it waits, which keep a client with a short,
-//! progress-reset timeout waiting (rmcp `reset_timeout_on_progress`).
+//! progress-reset timeout waiting (rmcp `reset_timeout_on_progress`); the
+//! official Python SDK's `progress_callback` sees them too.
 
 mod serve_common;
 
@@ -16,7 +17,8 @@ use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use serde_json::{json, Value};
 use serve_common::{example_wasm, TestConfig, TestServer};
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// An Anthropic-style key: the audit's redaction replaces it.
@@ -240,4 +242,60 @@ async fn mcp_progress_notifications_keep_a_short_timeout_client_waiting() {
     let row = events.iter().find(|e| e["kind"] == "call" && e["tool"] == "files").expect("the call row");
     assert_eq!(row["approval_id"].as_str(), Some(id.as_str()));
     assert_eq!(approval_events(&events, &id)[0]["call_id"], row["call_id"]);
+}
+
+/// The venv's python with the official SDK (`mcp` from PyPI), installed
+/// once per target dir; the same venv tests/mcp_python.rs uses.
+fn python() -> PathBuf {
+    static PY: OnceLock<PathBuf> = OnceLock::new();
+    PY.get_or_init(|| {
+        let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("mcp-venv");
+        let py = venv.join("bin/python");
+        let marker = venv.join(".mcp-installed");
+        if !marker.exists() {
+            let st = std::process::Command::new("python3").args(["-m", "venv"]).arg(&venv).status().expect("python3 -m venv (install python3 and python3-venv)");
+            assert!(st.success(), "python3 -m venv {} failed", venv.display());
+            let out = std::process::Command::new(&py).args(["-m", "pip", "install", "--quiet", "mcp>=2.3,<3"]).output().expect("pip");
+            assert!(out.status.success(), "pip install mcp failed:\n{}", String::from_utf8_lossy(&out.stderr));
+            std::fs::write(&marker, "").unwrap();
+        }
+        py
+    })
+    .clone()
+}
+
+/// The Python SDK's `progress_callback` gets the notifications while the
+/// call waits, and the result once it is allowed.
+#[tokio::test]
+async fn python_sdk_progress_callback_sees_the_wait() {
+    let py = tokio::task::spawn_blocking(python).await.unwrap();
+    let cfg = config("approval_timeout_ms = 30000\napproval_progress_interval_ms = 300");
+    let s = TestServer::start(&cfg);
+    let agent = cfg.token("py-agent", "*", &[]);
+    let script = serve_common::repo_root().join("tests/mcp_client/approval_progress.py");
+    let child = tokio::process::Command::new(py)
+        .arg(script)
+        .args(["--url", &s.url("/mcp"), "--token", &agent, "--name", "files.fs.write", "--args", &write_args("via python").to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let id = pending(&cfg, &s).await["id"].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (st, _, err) = cfg.cli(&["approve", "allow", &id, "--url", &s.base]);
+    assert_eq!(st, 0, "{err}");
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output()).await.expect("the script ended").unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n--- stderr ---\n{}", String::from_utf8_lossy(&out.stderr));
+    let progress: Vec<Value> = stdout.lines().filter_map(|l| l.strip_prefix("PROGRESS ")).map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(progress.len() >= 2, "{stdout}");
+    for p in &progress {
+        let m = p["message"].as_str().unwrap_or("");
+        assert!(m.starts_with(&format!("waiting for approval {id} (")) && m.ends_with(" s left)"), "{p}");
+        assert_eq!(p["total"], 30.0, "{p}");
+    }
+    let result: Value = serde_json::from_str(stdout.lines().find_map(|l| l.strip_prefix("RESULT ")).expect("a RESULT line")).unwrap();
+    assert_eq!(result["is_error"], false, "{result}");
+    assert_eq!(std::fs::read_to_string(cfg.dir.path().join("data/notes.txt")).unwrap(), "via python");
 }
