@@ -210,8 +210,33 @@ async fn mcp_progress_notifications_keep_a_short_timeout_client_waiting() {
     let transport = rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(s.url("/mcp")).auth_header(agent);
     let mcp = handler.serve(StreamableHttpClientTransport::from_config(transport)).await.expect("MCP initialize over HTTP");
 
-    let params = CallToolRequestParams::new("files.fs.write").with_arguments(write_args("via mcp").as_object().cloned().unwrap());
-    let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
+    let request = |contents: &str| {
+        let params = CallToolRequestParams::new("files.fs.write").with_arguments(write_args(contents).as_object().cloned().unwrap());
+        ClientRequest::CallToolRequest(CallToolRequest::new(params))
+    };
+
+    // Without progress resetting it, a 2 s timeout gives up: rmcp sends
+    // notifications/cancelled, and the pending call is withdrawn.
+    let handle = mcp.peer().send_request_with_option(request("given up"), PeerRequestOptions::with_timeout(Duration::from_secs(2))).await.unwrap();
+    let gave_up = tokio::spawn(handle.await_response());
+    let withdrawn = pending(&cfg, &s).await["id"].as_str().unwrap().to_string();
+    assert!(gave_up.await.unwrap().is_err(), "the client timed out");
+    let mut left = true;
+    for _ in 0..200 {
+        let (_, out, _) = cfg.cli(&["approve", "list", "--json", "--url", &s.base]);
+        left = !serde_json::from_str::<Value>(&out).unwrap()["pending"].as_array().unwrap().is_empty();
+        if !left {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!left, "the cancelled call is no longer pending");
+    let (st, _, err) = cfg.cli(&["approve", "allow", &withdrawn, "--url", &s.base]);
+    assert_eq!(st, 1, "{err}");
+    assert!(err.contains("no pending call"), "{err}");
+    seen.lock().unwrap().clear();
+
+    let request = request("via mcp");
     let options = PeerRequestOptions::with_timeout(Duration::from_secs(3)).reset_timeout_on_progress();
     let handle = mcp.peer().send_request_with_option(request, options).await.expect("send tools/call");
     let token = handle.progress_token.clone();
@@ -242,6 +267,10 @@ async fn mcp_progress_notifications_keep_a_short_timeout_client_waiting() {
     let row = events.iter().find(|e| e["kind"] == "call" && e["tool"] == "files").expect("the call row");
     assert_eq!(row["approval_id"].as_str(), Some(id.as_str()));
     assert_eq!(approval_events(&events, &id)[0]["call_id"], row["call_id"]);
+    let gone = approval_events(&events, &withdrawn);
+    assert_eq!(gone.len(), 1, "{events:#?}");
+    assert_eq!(gone[0]["decision"], "deny");
+    assert!(gone[0]["reason"].as_str().unwrap().contains("cancelled before it ran"), "{gone:#?}");
 }
 
 /// The venv's python with the official SDK (`mcp` from PyPI), installed

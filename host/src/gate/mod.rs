@@ -137,6 +137,9 @@ pub struct Approved {
 pub struct ApprovalNeed {
     /// Why approval is needed (`None`: it is not).
     pub reason: Option<String>,
+    /// The approval's id (empty: the gate makes one), known before the
+    /// wait so that a call cancelled while pending can name it.
+    pub id: String,
     /// Whether anyone can reach the admin endpoint.
     pub approver_available: bool,
     /// What the approver is shown beside the arguments.
@@ -148,7 +151,7 @@ pub struct ApprovalNeed {
 impl ApprovalNeed {
     /// No approval needed.
     pub fn none() -> ApprovalNeed {
-        ApprovalNeed { reason: None, approver_available: false, shown: ApprovalContext::default(), progress: None }
+        ApprovalNeed { reason: None, id: String::new(), approver_available: false, shown: ApprovalContext::default(), progress: None }
     }
 }
 
@@ -230,7 +233,7 @@ impl Gate {
         let Some(reason) = &need.reason else { return Ok(None) };
         let mut arguments = args.clone();
         need.shown.redactor.redact_json(&mut arguments);
-        let id = Approvals::new_id();
+        let id = if need.id.is_empty() { Approvals::new_id() } else { need.id.clone() };
         let view = PendingView {
             id: id.clone(),
             tool: name.to_string(),
@@ -389,6 +392,7 @@ blocked_input_patterns = ["(?i)password"]
         let args = json!({"path": "/data/notes.txt", "contents": "key sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123", "acct": "acct-42"});
         let need = ApprovalNeed {
             reason: Some("require_approval = true".into()),
+            id: String::new(),
             approver_available: true,
             shown: ApprovalContext { description: Some("Write a file.".into()), policy: PolicySummary { hosts: vec!["api.example.com".into()], ..PolicySummary::default() }, redactor },
             progress: Some(progress),

@@ -201,7 +201,8 @@ impl Server {
                 crate::audit::Redactor::default()
             });
         }
-        ApprovalNeed { reason, approver_available: self.approver_available.load(Ordering::SeqCst), shown, progress }
+        let id = if reason.is_some() { gate::Approvals::new_id() } else { String::new() };
+        ApprovalNeed { reason, id, approver_available: self.approver_available.load(Ordering::SeqCst), shown, progress }
     }
 
     /// Records a gate event; a failed audit write is logged (the request is
@@ -322,7 +323,10 @@ impl Server {
                 Err(r) => return Err(self.refuse_call(&r, name, &who, &call_id).await),
             },
             _ = cancel.cancelled() => {
-                let reason = format!("cancelled before it ran: {}", cancel.reason());
+                let mut reason = format!("cancelled before it ran: {}", cancel.reason());
+                if need.reason.is_some() {
+                    reason.push_str(&format!(" (approval {}, withdrawn)", need.id));
+                }
                 self.audit_gate_call(&call_id, gate::gate_event(name, &who, gate::Stage::Approval, "deny", &reason)).await;
                 return Err(ApiError::from(&CallError::Cancelled { reason: cancel.reason() }));
             }
