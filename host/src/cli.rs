@@ -383,6 +383,16 @@ async fn check(config: &Path) -> Result<(), Failure> {
             }
         }
     }
+    let gated: Vec<(String, u64)> = cfg
+        .tools
+        .iter()
+        .filter(|tc| tc.require_approval || (cfg.gate.approve_process && crate::host::tool_policy(&cfg, tc).is_ok_and(|p| p.subprocess.allowed)))
+        .filter_map(|tc| tc.limits.resolve(&cfg.defaults.limits, "").ok().map(|l| (tc.name.clone(), l.timeout.as_millis() as u64)))
+        .collect();
+    for w in cfg.gate.approval_warnings(&gated) {
+        warnings += 1;
+        println!("warning: {w}");
+    }
     for (a, b) in mount_overlaps(&cfg) {
         warnings += 1;
         println!("warning: mounts overlap: {a} and {b}: one host path is inside the other, so a symlink or file one tool writes there is seen by the other; give each tool its own directory");

@@ -117,18 +117,41 @@ impl Host {
     /// [`Host::call_tool`] that `cancel` can stop: the call is then recorded
     /// with outcome `cancelled` and the denials it had.
     pub async fn call_tool_cancellable(&self, tool: &str, function: &str, args: &Value, caller: &str, cancel: Option<Cancel>) -> CallRecord {
+        self.call_tool_linked(tool, function, args, caller, cancel, &audit::new_call_id(), None).await
+    }
+
+    /// [`Host::call_tool_cancellable`] recorded under `call_id` (so the
+    /// server's gate events for the call share it), with the id of the
+    /// approval that let it run in the `call` row.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn call_tool_linked(
+        &self,
+        tool: &str,
+        function: &str,
+        args: &Value,
+        caller: &str,
+        cancel: Option<Cancel>,
+        call_id: &str,
+        approval_id: Option<&str>,
+    ) -> CallRecord {
+        let events = |record: &CallRecord| {
+            let mut events = call_events(record, args, caller);
+            if let Some(AuditEvent::Call(c)) = events.first_mut() {
+                c.approval_id = approval_id.map(String::from);
+            }
+            events
+        };
         // Fail closed: while the audit log cannot be written, no tool runs.
         // The refusal itself is queued behind the held events.
         if let Some(why) = self.audit.unavailable() {
             let message = format!("audit log unavailable, calls are refused until it can be written: {why}");
             let name = self.runtime.tool(tool).ok().and_then(|t| t.function(function).ok().map(|f| f.name.clone()));
             let record = CallRecord::failed(tool, name.as_deref().unwrap_or(function), CallError::Host { message });
-            let _ = self.audit.record(call_events(&record, args, caller)).await;
+            let _ = self.audit.record_with_id(call_id, events(&record)).await;
             return record;
         }
         let mut record = self.runtime.call_cancellable(tool, function, args, cancel).await;
-        let events = call_events(&record, args, caller);
-        if let Err(e) = self.audit.record(events).await {
+        if let Err(e) = self.audit.record_with_id(call_id, events(&record)).await {
             tracing::error!(error = %e, "audit log write failed; failing the call closed");
             record.outcome = Err(CallError::Host { message: format!("audit log unavailable: {e}") });
         }

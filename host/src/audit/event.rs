@@ -81,6 +81,12 @@ pub struct CallEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_bytes: Option<u64>,
     pub denials: u32,
+    /// The approval that let the call run (`wasmward approve`); its
+    /// `gate` event (stage `approval`) has the same `call_id`. Absent for
+    /// calls that needed none, so rows written before this field existed
+    /// read and verify unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_id: Option<String>,
 }
 
 impl CallEvent {
@@ -100,6 +106,7 @@ impl CallEvent {
             fuel_used: None,
             memory_bytes: None,
             denials: 0,
+            approval_id: None,
         }
     }
 }

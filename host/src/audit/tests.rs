@@ -583,3 +583,58 @@ async fn full_database_holds_the_batch_and_shutdown_still_ends() {
     assert_eq!(count(&c.path), committed);
     assert!(check(&c.path).is_ok());
 }
+
+/// A log written by a release from before `call` rows could carry an
+/// `approval_id` (testdata/before-approval-id: three rows, its key and
+/// head, made with `wasmward call` at commit a044a6d) still opens,
+/// verifies and takes new rows with the field. The field lives in the
+/// signed body and is omitted when unset, so there is no schema change and
+/// old rows keep their exact bytes.
+#[tokio::test]
+async fn a_log_from_before_approval_ids_opens_verifies_and_takes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/audit/testdata/before-approval-id");
+    for f in ["audit.db", "audit.db.key", "audit.db.head"] {
+        std::fs::copy(src.join(f), dir.path().join(f)).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.path().join(f), std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+    }
+    let c = cfg(dir.path(), Durability::Commit);
+    let before = tail(&c.path, 10).unwrap();
+    assert_eq!(before.len(), 3);
+    assert!(before.iter().all(|r| !r.body.contains("approval_id")));
+    let r = check(&c.path);
+    assert!(r.is_ok(), "{r}");
+
+    let log = AuditLog::open(&c).unwrap();
+    let mut approved = CallEvent::new("text", "text.greet", "agent", &json!({"name": "Ada"}));
+    approved.approval_id = Some("0a1b2c3d4e5f".into());
+    let gate = AuditEvent::Gate(GateEvent {
+        tool: "text.greet".into(),
+        caller: "agent".into(),
+        stage: "approval".into(),
+        decision: "allow".into(),
+        reason: "approved by ops (approval 0a1b2c3d4e5f)".into(),
+    });
+    log.record_with_id("cid-1", vec![gate, AuditEvent::Call(approved)]).await.unwrap();
+    log.record(vec![call(9)]).await.unwrap();
+    log.shutdown().await.unwrap();
+
+    let r = check(&c.path);
+    assert!(r.is_ok(), "{r}");
+    assert_eq!(r.rows, 6);
+    let rows = tail(&c.path, 10).unwrap();
+    assert_eq!(&rows[..3], &before[..], "old rows are untouched");
+    let approval = |r: &Record| match r.event().unwrap().event {
+        AuditEvent::Call(c) => c.approval_id,
+        _ => None,
+    };
+    let ids: Vec<Option<String>> = rows.iter().map(approval).collect();
+    assert_eq!(ids, [None, None, None, None, Some("0a1b2c3d4e5f".into()), None]);
+    assert_eq!((rows[3].call_id.as_str(), rows[4].call_id.as_str()), ("cid-1", "cid-1"));
+    assert!(rows[4].body.contains(r#""approval_id":"0a1b2c3d4e5f""#), "{}", rows[4].body);
+    assert!(!rows[5].body.contains("approval_id"), "omitted when unset: {}", rows[5].body);
+}

@@ -30,9 +30,15 @@ pub struct GateConfig {
     /// Calls to tools granted the `process` capability wait for approval.
     #[serde(default)]
     pub approve_process: bool,
-    /// A pending call with no decision by then is denied.
+    /// A pending call with no decision by then is denied. The default
+    /// (45 s) plus a tool's default `timeout_ms` (10 s) stays under the
+    /// 60 s request timeout of the MCP TypeScript SDK.
     #[serde(default = "default_approval_timeout_ms")]
     pub approval_timeout_ms: u64,
+    /// How often a waiting MCP call that sent a `progressToken` is told
+    /// it still waits (`notifications/progress`).
+    #[serde(default = "default_approval_progress_interval_ms")]
+    pub approval_progress_interval_ms: u64,
     /// Regexes refused in any string (or key) of the arguments.
     #[serde(default)]
     pub blocked_input_patterns: Vec<String>,
@@ -72,6 +78,7 @@ impl Default for GateConfig {
             rate_limit_stdio: false,
             approve_process: false,
             approval_timeout_ms: default_approval_timeout_ms(),
+            approval_progress_interval_ms: default_approval_progress_interval_ms(),
             blocked_input_patterns: Vec::new(),
             blocked_output_patterns: Vec::new(),
             output_action: OutputAction::Strip,
@@ -82,8 +89,21 @@ impl Default for GateConfig {
     }
 }
 
+/// Below the common MCP client request timeouts: the TypeScript SDK's
+/// `DEFAULT_REQUEST_TIMEOUT_MSEC` is 60 s (and counts the tool's run after
+/// the approval too), so 45 s + the default 10 s `timeout_ms` still fits.
+pub const DEFAULT_APPROVAL_TIMEOUT_MS: u64 = 45_000;
+
+/// The TypeScript SDK's default request timeout; `wasmward check` warns
+/// when an approval wait can reach it.
+pub const TS_SDK_REQUEST_TIMEOUT_MS: u64 = 60_000;
+
 fn default_approval_timeout_ms() -> u64 {
-    60_000
+    DEFAULT_APPROVAL_TIMEOUT_MS
+}
+
+fn default_approval_progress_interval_ms() -> u64 {
+    5_000
 }
 
 fn default_token_key() -> PathBuf {
@@ -91,6 +111,28 @@ fn default_token_key() -> PathBuf {
 }
 
 impl GateConfig {
+    /// `wasmward check` warnings about approval waits that MCP clients
+    /// give up on first. `gated`: (tool, its `timeout_ms`) for each tool
+    /// whose calls wait for approval.
+    pub fn approval_warnings(&self, gated: &[(String, u64)]) -> Vec<String> {
+        let t = self.approval_timeout_ms;
+        let mut out = Vec::new();
+        if t >= TS_SDK_REQUEST_TIMEOUT_MS {
+            out.push(format!(
+                "[gate] approval_timeout_ms = {t} is not below 60000, the MCP TypeScript SDK's default request timeout: its clients give up (error -32001 Request timed out) before a decision that late can reach them. Lower it (default {DEFAULT_APPROVAL_TIMEOUT_MS}), or have clients pass a longer `timeout` or `resetTimeoutOnProgress: true` with a progressToken"
+            ));
+        } else {
+            for (tool, timeout_ms) in gated {
+                if t + timeout_ms >= TS_SDK_REQUEST_TIMEOUT_MS {
+                    out.push(format!(
+                        "[gate] approval_timeout_ms = {t} plus tool {tool:?}'s timeout_ms = {timeout_ms} reaches 60000, the MCP TypeScript SDK's default request timeout: a call approved late can outlast the client's wait. Lower one of them, or have clients pass a longer `timeout` or `resetTimeoutOnProgress: true`"
+                    ));
+                }
+            }
+        }
+        out
+    }
+
     /// Every check that does not need the tools: patterns compile, numbers
     /// are in range. Errors name the key and say how to fix it.
     pub fn validate(&self) -> Result<(), String> {
@@ -115,6 +157,9 @@ impl GateConfig {
         }
         if self.approval_timeout_ms == 0 || self.approval_timeout_ms > 86_400_000 {
             return Err(format!("[gate] approval_timeout_ms = {} is out of range; use 1..=86400000", self.approval_timeout_ms));
+        }
+        if !(100..=60_000).contains(&self.approval_progress_interval_ms) {
+            return Err(format!("[gate] approval_progress_interval_ms = {} is out of range; use 100..=60000 (a few seconds keeps clients with short timeouts waiting)", self.approval_progress_interval_ms));
         }
         super::content::compile_patterns(&self.blocked_input_patterns, "blocked_input_patterns")?;
         super::content::compile_patterns(&self.blocked_output_patterns, "blocked_output_patterns")?;

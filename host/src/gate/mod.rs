@@ -17,7 +17,7 @@ pub mod filter;
 pub mod rate;
 pub mod tokens;
 
-pub use approvals::{Approvals, Decision, PendingView};
+pub use approvals::{Approvals, Decision, PendingView, PolicySummary, Progress, WaitProgress};
 pub use config::{GateConfig, OutputAction};
 pub use tokens::{Claims, TokenError, TokenKey};
 
@@ -130,14 +130,47 @@ pub fn token_refusal(e: &TokenError) -> Refusal {
 pub struct Admitted {
     /// Set when an approver allowed the call.
     pub approved_by: Option<String>,
+    /// The id of the approval that allowed it (for the call's audit row).
+    pub approval_id: Option<String>,
+}
+
+/// An approval that let a call through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approved {
+    pub id: String,
+    pub approver: String,
 }
 
 /// Inputs to the approval stage that come from the loaded tool.
 pub struct ApprovalNeed {
     /// Why approval is needed (`None`: it is not).
     pub reason: Option<String>,
+    /// The approval's id (empty: the gate makes one), known before the
+    /// wait so that a call cancelled while pending can name it.
+    pub id: String,
     /// Whether anyone can reach the admin endpoint.
     pub approver_available: bool,
+    /// What the approver is shown beside the arguments.
+    pub shown: ApprovalContext,
+    /// Told while the call waits (MCP progress notifications).
+    pub progress: Option<Progress>,
+}
+
+impl ApprovalNeed {
+    /// No approval needed.
+    pub fn none() -> ApprovalNeed {
+        ApprovalNeed { reason: None, id: String::new(), approver_available: false, shown: ApprovalContext::default(), progress: None }
+    }
+}
+
+/// What an approver sees about the function, from the loaded tool and the
+/// audit settings.
+#[derive(Default)]
+pub struct ApprovalContext {
+    pub description: Option<String>,
+    pub policy: PolicySummary,
+    /// The audit log's redactor (`[audit] redact_patterns`, `redact_ipv4`).
+    pub redactor: crate::audit::Redactor,
 }
 
 /// The gate built from one `[gate]` table. Rebuilt on reload.
@@ -207,25 +240,32 @@ impl Gate {
         name: &str,
         args: &Value,
         need: &ApprovalNeed,
-    ) -> Result<Option<String>, Refusal> {
+    ) -> Result<Option<Approved>, Refusal> {
         let Some(reason) = &need.reason else { return Ok(None) };
+        let mut arguments = args.clone();
+        need.shown.redactor.redact_json(&mut arguments);
+        let id = if need.id.is_empty() { Approvals::new_id() } else { need.id.clone() };
         let view = PendingView {
-            id: String::new(),
+            id: id.clone(),
             tool: name.to_string(),
+            description: need.shown.description.clone(),
             caller: caller.audit_name(),
             reason: reason.clone(),
+            arguments,
             args_digest: crate::audit::args_digest(args),
+            policy: need.shown.policy.clone(),
             created_ms: 0,
             expires_ms: 0,
         };
         let timeout = Duration::from_millis(self.config.approval_timeout_ms);
+        let every = Duration::from_millis(self.config.approval_progress_interval_ms);
         let refuse = |code, m: String| Err(Refusal::new(Stage::Approval, code, m));
-        match approvals.wait(view, timeout, need.approver_available).await {
-            Decision::Allowed { approver } => Ok(Some(approver)),
-            Decision::Denied { approver } => refuse("approval_denied", format!("`{name}` needs approval ({reason}) and {approver} denied it")),
+        match approvals.wait(view, timeout, need.approver_available, need.progress.as_ref().map(|p| (p, every))).await {
+            Decision::Allowed { approver } => Ok(Some(Approved { id, approver })),
+            Decision::Denied { approver } => refuse("approval_denied", format!("`{name}` needs approval ({reason}) and {approver} denied it (approval {id})")),
             Decision::TimedOut => refuse(
                 "approval_timeout",
-                format!("`{name}` needs approval ({reason}) and none came within [gate] approval_timeout_ms = {}", self.config.approval_timeout_ms),
+                format!("`{name}` needs approval ({reason}) and none came within [gate] approval_timeout_ms = {} (approval {id})", self.config.approval_timeout_ms),
             ),
             Decision::NoApprover => refuse(
                 "approval_denied",
@@ -272,9 +312,9 @@ impl Gate {
     ) -> Result<Admitted, Refusal> {
         self.check_filter(caller, name)?;
         self.check_rate(caller, name, Instant::now())?;
-        let approved_by = self.check_approval(approvals, caller, name, args, need).await?;
+        let approved = self.check_approval(approvals, caller, name, args, need).await?;
         self.check_input(args)?;
-        Ok(Admitted { approved_by })
+        Ok(Admitted { approval_id: approved.as_ref().map(|a| a.id.clone()), approved_by: approved.map(|a| a.approver) })
     }
 }
 
@@ -289,7 +329,7 @@ mod tests {
     }
 
     fn no_approval() -> ApprovalNeed {
-        ApprovalNeed { reason: None, approver_available: true }
+        ApprovalNeed { approver_available: true, ..ApprovalNeed::none() }
     }
 
     #[tokio::test]
@@ -362,13 +402,63 @@ blocked_input_patterns = ["(?i)password"]
     async fn approval_fails_closed() {
         let g = gate("approval_timeout_ms = 30\n");
         let a = Approvals::default();
-        let need = |avail| ApprovalNeed { reason: Some("require_approval = true".into()), approver_available: avail };
+        let need = |avail| ApprovalNeed { reason: Some("require_approval = true".into()), approver_available: avail, ..ApprovalNeed::none() };
         let r = g.admit(&a, &Caller::stdio(), "t.f", &json!({}), &need(false)).await.unwrap_err();
         assert_eq!((r.code, r.stage), ("approval_denied", Stage::Approval));
         assert!(r.message.contains("no approver"), "{}", r.message);
         let r = g.admit(&a, &Caller::stdio(), "t.f", &json!({}), &need(true)).await.unwrap_err();
         assert_eq!(r.code, "approval_timeout");
         assert!(r.message.contains("approval_timeout_ms = 30"), "{}", r.message);
+        assert!(a.list().is_empty());
+    }
+
+    /// What the approver sees: redacted arguments (the audit's redactor,
+    /// custom patterns included), the unredacted digest, description and
+    /// policy; allowing returns the approval id; progress is reported.
+    #[tokio::test]
+    async fn approvers_see_redacted_arguments_and_allowing_returns_the_id() {
+        let g = std::sync::Arc::new(gate("approval_timeout_ms = 10000\napproval_progress_interval_ms = 100\n"));
+        let a = std::sync::Arc::new(Approvals::default());
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<WaitProgress>::new()));
+        let sink = seen.clone();
+        let progress: Progress = std::sync::Arc::new(move |p: &WaitProgress| sink.lock().unwrap().push(p.clone()));
+        let redactor = crate::audit::Redactor::new(&["acct-[0-9]+".to_string()]).unwrap();
+        let args = json!({"path": "/data/notes.txt", "contents": "key sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123", "acct": "acct-42"});
+        let need = ApprovalNeed {
+            reason: Some("require_approval = true".into()),
+            id: String::new(),
+            approver_available: true,
+            shown: ApprovalContext { description: Some("Write a file.".into()), policy: PolicySummary { hosts: vec!["api.example.com".into()], ..PolicySummary::default() }, redactor },
+            progress: Some(progress),
+        };
+        let waiter = tokio::spawn({
+            let (g, a, args) = (g.clone(), a.clone(), args.clone());
+            async move { g.admit(&a, &Caller::stdio(), "files.fs.write", &args, &need).await }
+        });
+        let view = loop {
+            if let Some(v) = a.list().pop() {
+                break v;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        assert_eq!(view.arguments, json!({"path": "/data/notes.txt", "contents": "key [REDACTED:anthropic_key]", "acct": "[REDACTED:custom]"}));
+        assert_eq!(view.args_digest, crate::audit::args_digest(&args), "the digest is of the real arguments, as in the audit row");
+        assert_eq!(view.description.as_deref(), Some("Write a file."));
+        assert_eq!(view.policy.hosts, ["api.example.com"]);
+        assert_eq!(view.expires_ms - view.created_ms, 10_000);
+        // Progress: at once, then every interval, with growing `waited`.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while seen.lock().unwrap().len() < 3 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        a.decide(&view.id, true, "ops").unwrap();
+        let admitted = waiter.await.unwrap().unwrap();
+        assert_eq!((admitted.approval_id.as_deref(), admitted.approved_by.as_deref()), (Some(view.id.as_str()), Some("ops")));
+        let seen = seen.lock().unwrap().clone();
+        assert!(seen.len() >= 3, "{seen:?}");
+        assert!(seen.windows(2).all(|w| w[1].waited > w[0].waited), "{seen:?}");
+        assert!(seen.iter().all(|p| p.id == view.id && p.timeout == Duration::from_secs(10)));
+        assert!(seen[0].message().starts_with(&format!("waiting for approval {} (", view.id)), "{}", seen[0].message());
     }
 
     #[test]
@@ -390,6 +480,8 @@ blocked_input_patterns = ["(?i)password"]
             ("burst_size = 5", "without requests_per_minute"),
             ("allowed_tools = [\"a b\"]", "allowed_tools[0]"),
             ("approval_timeout_ms = 0", "approval_timeout_ms = 0"),
+            ("approval_progress_interval_ms = 50", "approval_progress_interval_ms = 50"),
+            ("approval_progress_interval_ms = 60001", "use 100..=60000"),
             ("max_output_bytes = 0", "max_output_bytes = 0"),
         ];
         for (text, needle) in cases {
@@ -399,5 +491,34 @@ blocked_input_patterns = ["(?i)password"]
         }
         assert!(toml::from_str::<GateConfig>("output_action = \"drop\"").is_err());
         assert!(toml::from_str::<GateConfig>("colour = 1").is_err());
+        // The default approval wait plus a tool's default timeout stays
+        // under the TypeScript SDK's 60 s request timeout.
+        let d = GateConfig::default();
+        assert!(d.approval_timeout_ms + 10_000 < config::TS_SDK_REQUEST_TIMEOUT_MS, "{d:?}");
+        assert_eq!(toml::from_str::<GateConfig>("").unwrap(), d);
+    }
+
+    /// `wasmward check` warns when a client with the TypeScript SDK's
+    /// default 60 s request timeout gives up before the approval (and the
+    /// call after it) can finish.
+    #[test]
+    fn approval_timeouts_near_client_timeouts_warn() {
+        let gated = |t: u64| vec![("files".to_string(), t)];
+        let cases: &[(u64, Vec<(String, u64)>, &[&str])] = &[
+            (45_000, gated(10_000), &[]),
+            (45_000, vec![], &[]),
+            (59_999, vec![], &[]),
+            (60_000, vec![], &["approval_timeout_ms = 60000 is not below 60000", "resetTimeoutOnProgress"]),
+            (600_000, gated(10_000), &["approval_timeout_ms = 600000 is not below 60000"]),
+            (45_000, gated(15_000), &["plus tool \"files\"'s timeout_ms = 15000 reaches 60000"]),
+        ];
+        for (timeout, gated, want) in cases {
+            let cfg = GateConfig { approval_timeout_ms: *timeout, ..GateConfig::default() };
+            let got = cfg.approval_warnings(gated);
+            assert_eq!(got.len(), want.len().min(1), "{timeout} {gated:?}: {got:?}");
+            for needle in *want {
+                assert!(got[0].contains(needle), "{needle:?} in {got:?}");
+            }
+        }
     }
 }

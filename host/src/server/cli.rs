@@ -172,13 +172,36 @@ pub async fn approve(action: ApproveAction) -> Result<(), Failure> {
                 eprintln!("no calls pending approval");
             }
             for p in pending {
-                let left = p["expires_ms"].as_u64().unwrap_or(0).saturating_sub(super::now_ms()) / 1000;
-                println!("{}  {}  caller {}  ({}; {left} s left)", p["id"].as_str().unwrap_or(""), p["tool"].as_str().unwrap_or(""), p["caller"].as_str().unwrap_or(""), p["reason"].as_str().unwrap_or(""));
+                for line in pending_lines(&p) {
+                    println!("{line}");
+                }
             }
         }
         _ => println!("{} {} ({})", v["decision"].as_str().unwrap_or(""), v["decided"]["id"].as_str().unwrap_or(""), v["decided"]["tool"].as_str().unwrap_or("")),
     }
     Ok(())
+}
+
+/// One pending call for a person to decide: what, who, why, the
+/// (redacted) arguments, the function's description and its policy.
+fn pending_lines(p: &Value) -> Vec<String> {
+    let s = |k: &str| p[k].as_str().unwrap_or("").to_string();
+    let left = p["expires_ms"].as_u64().unwrap_or(0).saturating_sub(super::now_ms()).div_ceil(1000);
+    let mut out = vec![format!("{}  {}  caller {}  ({} s left)", s("id"), s("tool"), s("caller"), left), format!("  why:       {}", s("reason"))];
+    if let Some(d) = p["description"].as_str() {
+        let mut lines = d.lines();
+        out.push(format!("  does:      {}", lines.next().unwrap_or("")));
+        out.extend(lines.map(|l| format!("             {l}")));
+    }
+    let args = serde_json::to_string_pretty(&p["arguments"]).unwrap_or_default();
+    let mut args = args.lines();
+    out.push(format!("  arguments: {}", args.next().unwrap_or("")));
+    out.extend(args.map(|l| format!("             {l}")));
+    if let Ok(policy) = serde_json::from_value::<crate::gate::PolicySummary>(p["policy"].clone()) {
+        out.extend(policy.lines().into_iter().map(|l| format!("  policy {l}")));
+    }
+    out.push(format!("  decide:    wasmward approve allow {id}   |   wasmward approve deny {id}", id = s("id")));
+    out
 }
 
 fn whoami() -> String {

@@ -9,7 +9,7 @@ use crate::gate::Caller;
 use crate::runtime::Cancel;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, InitializeResult,
-    ListToolsResult, PaginatedRequestParams, ServerCapabilities, Tool,
+    ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ProgressToken, ServerCapabilities, Tool,
 };
 use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ErrorData as McpError, Peer, RoleServer, ServerHandler};
@@ -171,6 +171,26 @@ pub fn invalid_params(method: &str, params: Option<&Value>) -> Option<String> {
     Some(format!("Invalid params for tools/call: {why}"))
 }
 
+/// While a call waits for approval, `notifications/progress` to a client
+/// that sent a `progressToken`: at once, then every `[gate]
+/// approval_progress_interval_ms`, with `progress`/`total` in seconds and
+/// the message `waiting for approval <id> (N s left)`. Clients that reset
+/// their request timeout on progress (TypeScript SDK
+/// `resetTimeoutOnProgress`) keep waiting.
+fn approval_progress(peer: Peer<RoleServer>, token: ProgressToken) -> crate::gate::Progress {
+    Arc::new(move |p: &crate::gate::WaitProgress| {
+        let param = ProgressNotificationParam::new(token.clone(), p.waited.as_secs_f64())
+            .with_total(p.timeout.as_secs_f64())
+            .with_message(p.message());
+        let peer = peer.clone();
+        tokio::spawn(async move {
+            if let Err(e) = peer.notify_progress(param).await {
+                tracing::debug!(error = %e, "could not send an approval progress notification");
+            }
+        });
+    })
+}
+
 impl ServerHandler for McpHandler {
     /// rmcp hands over a request whose params it could not decode as a
     /// custom request: a known method gets -32602 (invalid params) with
@@ -221,7 +241,8 @@ impl ServerHandler for McpHandler {
         // call: the guest is stopped and the call recorded `cancelled`.
         // While the server drains, calls run on until the grace period ends.
         let cancel = Cancel::new();
-        let call = self.server.call(caller, request.name.to_string(), args, Some(cancel.clone()));
+        let progress = context.meta.get_progress_token().map(|t| approval_progress(context.peer.clone(), t));
+        let call = self.server.call_with_progress(caller, request.name.to_string(), args, Some(cancel.clone()), progress);
         tokio::pin!(call);
         let outcome = tokio::select! {
             r = &mut call => r,

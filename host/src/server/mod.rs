@@ -185,22 +185,41 @@ impl Server {
         out
     }
 
-    /// Why a call to `name` needs approval, if it does.
-    fn approval_need(&self, name: &str) -> ApprovalNeed {
+    /// Why a call to `name` needs approval, if it does, and what its
+    /// approver is shown: the function's description, the tool's
+    /// effective policy and limits, and the audit log's redactor for the
+    /// arguments.
+    fn approval_need(&self, name: &str, progress: Option<gate::Progress>) -> ApprovalNeed {
         let cfg = self.host.config();
         let tool_name = name.split_once('.').map_or(name, |(t, _)| t);
+        let tools = self.host.tools();
+        let tool = tools.get(tool_name);
         let mut reason = None;
         if cfg.tools.iter().any(|t| t.name == tool_name && t.require_approval) {
             reason = Some(format!("[[tool]] {tool_name} has require_approval = true"));
         } else if cfg.gate.approve_process {
-            if let Some(t) = self.host.tools().get(tool_name) {
+            if let Some(t) = tool {
                 let imports_process = t.loaded.imports.iter().any(|i| i.starts_with("wasmward:tool/process"));
                 if t.plan.policy.subprocess.allowed && imports_process {
                     reason = Some(format!("{tool_name} may run processes and [gate] approve_process = true"));
                 }
             }
         }
-        ApprovalNeed { reason, approver_available: self.approver_available.load(Ordering::SeqCst) }
+        let mut shown = gate::ApprovalContext::default();
+        if reason.is_some() {
+            if let Some(t) = tool {
+                shown.description = t.loaded.functions.iter().find(|f| f.name == name).and_then(|f| f.description.clone());
+                shown.policy = gate::PolicySummary::of(&t.plan.policy, &t.plan.limits);
+            }
+            // The audit settings were validated at load; the built-in rules
+            // apply whatever happens.
+            shown.redactor = cfg.audit.redactor().unwrap_or_else(|e| {
+                tracing::error!(error = %e, "[audit] redaction settings unusable; approvers see arguments with the built-in redaction only");
+                crate::audit::Redactor::default()
+            });
+        }
+        let id = if reason.is_some() { gate::Approvals::new_id() } else { String::new() };
+        ApprovalNeed { reason, id, approver_available: self.approver_available.load(Ordering::SeqCst), shown, progress }
     }
 
     /// Records a gate event; a failed audit write is logged (the request is
@@ -223,10 +242,23 @@ impl Server {
     /// Records a refusal in the audit log and metrics, and returns it as
     /// the caller's error. `tool` is a canonical name or a fixed label.
     pub async fn refuse(&self, r: &Refusal, tool: &str, caller: &str) -> ApiError {
+        self.refuse_call(r, tool, caller, &crate::audit::new_call_id()).await
+    }
+
+    /// [`Server::refuse`] of one call: the gate event gets the call's id.
+    async fn refuse_call(&self, r: &Refusal, tool: &str, caller: &str, call_id: &str) -> ApiError {
         tracing::info!(tool, caller, stage = r.stage.as_str(), reason = %r.message, "gate refused a request");
         self.metrics.record_refusal(&self.metric_label(tool), r.stage.as_str());
-        self.audit_gate(r.event(tool, caller)).await;
+        self.audit_gate_call(call_id, r.event(tool, caller)).await;
         ApiError::from(r)
+    }
+
+    /// Records a gate event of one call under the call's id (the one its
+    /// `call` row gets), so `audit tail` links them.
+    async fn audit_gate_call(&self, call_id: &str, event: crate::audit::AuditEvent) {
+        if let Err(e) = self.host.audit().record_with_id(call_id, vec![event]).await {
+            tracing::error!(error = %e, "could not audit a gate event");
+        }
     }
 
     /// Whether shutdown has begun (new calls are refused).
@@ -258,6 +290,12 @@ impl Server {
     /// the wait for it). `cancel` stops it (MCP `notifications/cancelled`);
     /// so does server shutdown after `shutdown_grace_ms`.
     pub async fn call(self: &Arc<Self>, caller: Caller, name: String, args: Value, cancel: Option<Cancel>) -> Result<Value, ApiError> {
+        self.call_with_progress(caller, name, args, cancel, None).await
+    }
+
+    /// [`Server::call`] whose approval wait, if any, reports to `progress`
+    /// (MCP `notifications/progress` for a request with a `progressToken`).
+    pub async fn call_with_progress(self: &Arc<Self>, caller: Caller, name: String, args: Value, cancel: Option<Cancel>, progress: Option<gate::Progress>) -> Result<Value, ApiError> {
         if self.draining() {
             return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the server is shutting down and takes no new calls; retry on another instance or after it restarts"));
         }
@@ -265,7 +303,7 @@ impl Server {
         let cancel = cancel.unwrap_or_default();
         let task = tokio::spawn(async move {
             let server = guard.0.clone();
-            let work = server.run_call(&caller, &name, &args, &cancel);
+            let work = server.run_call(&caller, &name, &args, &cancel, progress);
             tokio::pin!(work);
             let result = tokio::select! {
                 r = &mut work => r,
@@ -284,7 +322,7 @@ impl Server {
     }
 
     /// The body of [`Server::call`], in the call's own task.
-    async fn run_call(&self, caller: &Caller, requested: &str, args: &Value, cancel: &Cancel) -> Result<Value, ApiError> {
+    async fn run_call(&self, caller: &Caller, requested: &str, args: &Value, cancel: &Cancel, progress: Option<gate::Progress>) -> Result<Value, ApiError> {
         let who = caller.audit_name();
         let gate = self.gate();
         let name = match self.canonical(&gate, caller, requested) {
@@ -292,25 +330,31 @@ impl Server {
             Err(e) => return Err(self.unknown_name(&gate, caller, &who, requested, e).await),
         };
         let name = name.as_str();
-        let need = self.approval_need(name);
+        // One id for the call's gate events and its `call` row.
+        let call_id = crate::audit::new_call_id();
+        let need = self.approval_need(name, progress);
         let admit = gate.admit(&self.approvals, caller, name, args, &need);
         let admitted = tokio::select! {
             r = admit => match r {
                 Ok(a) => a,
-                Err(r) => return Err(self.refuse(&r, name, &who).await),
+                Err(r) => return Err(self.refuse_call(&r, name, &who, &call_id).await),
             },
             _ = cancel.cancelled() => {
-                let reason = format!("cancelled before it ran: {}", cancel.reason());
-                self.audit_gate(gate::gate_event(name, &who, gate::Stage::Approval, "deny", &reason)).await;
+                let mut reason = format!("cancelled before it ran: {}", cancel.reason());
+                if need.reason.is_some() {
+                    reason.push_str(&format!(" (approval {}, withdrawn)", need.id));
+                }
+                self.audit_gate_call(&call_id, gate::gate_event(name, &who, gate::Stage::Approval, "deny", &reason)).await;
                 return Err(ApiError::from(&CallError::Cancelled { reason: cancel.reason() }));
             }
         };
-        if let Some(approver) = &admitted.approved_by {
-            self.audit_gate(gate::gate_event(name, &who, gate::Stage::Approval, "allow", &format!("approved by {approver}"))).await;
+        if let (Some(approver), Some(id)) = (&admitted.approved_by, &admitted.approval_id) {
+            let reason = format!("approved by {approver} (approval {id})");
+            self.audit_gate_call(&call_id, gate::gate_event(name, &who, gate::Stage::Approval, "allow", &reason)).await;
         }
         let started = Instant::now();
         let (tool, function) = name.split_once('.').unwrap_or((name, ""));
-        let record = self.host.call_tool_cancellable(tool, function, args, &who, Some(cancel.clone())).await;
+        let record = self.host.call_tool_linked(tool, function, args, &who, Some(cancel.clone()), &call_id, admitted.approval_id.as_deref()).await;
         let outcome = record.outcome.as_ref().map_or_else(|e| e.code(), |_| "ok");
         let denials = record.denials.iter().map(|d| (d.kind.as_str(), 1)).chain(record.denials_summarized.iter().map(|s| (s.kind.as_str(), s.count)));
         self.metrics.record_call(name, outcome, started.elapsed(), denials);
