@@ -190,7 +190,7 @@ memory_mb = 64
 denied_tools = ["blocked.*"]
 tool_requests_per_minute = 1
 tool_burst_size = {TOOL_BURST}
-approval_timeout_ms = 2000
+approval_timeout_ms = 8000
 blocked_input_patterns = ["(?i)ignore previous instructions"]
 max_input_bytes = 4096
 max_output_bytes = 65536
@@ -223,7 +223,7 @@ subprocess_allowlist = ["echo"]
 name = "hostile"
 path = {hostile}
 [tool.limits]
-timeout_ms = 1000
+timeout_ms = 3000
 memory_mb = 32
 max_output_bytes = 4194304
 
