@@ -1,8 +1,9 @@
 //! MCP with the official Rust SDK (rmcp): `tools/list` and `tools/call`
 //! over stdio and streamable HTTP. Failures are `isError` results with the
 //! text `code: message` and the HTTP API's error object under
-//! `_meta["wasmward/error"]`, never protocol errors or dropped connections. After a reload every connected
-//! client gets `notifications/tools/list_changed`.
+//! `_meta["wasmward/error"]`, never protocol errors or dropped connections.
+//! After a reload every connected client gets
+//! `notifications/tools/list_changed`.
 
 use super::{ApiError, Server, ToolView};
 use crate::gate::Caller;
@@ -105,13 +106,7 @@ pub fn failure(e: &ApiError) -> CallToolResult {
     if let Some(d) = e.retry_after {
         text.push_str(&format!(" (retry after {} s)", crate::gate::rate::retry_after_secs(d)));
     }
-    let mut error = match e.body() {
-        Value::Object(mut o) => match o.remove("error") {
-            Some(Value::Object(err)) => err,
-            _ => Default::default(),
-        },
-        _ => Default::default(),
-    };
+    let mut error = e.body()["error"].as_object().cloned().unwrap_or_default();
     if let Some(secs) = error.remove("retry_after_secs") {
         error.insert("retry_after_s".into(), secs);
     }
