@@ -170,6 +170,8 @@ fn conformance_config() -> TestConfig {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
     let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasmward-compile-cache");
     let text = q(&example_wasm("text"));
     let cfg = format!(
@@ -188,7 +190,7 @@ memory_mb = 64
 denied_tools = ["blocked.*"]
 tool_requests_per_minute = 1
 tool_burst_size = {TOOL_BURST}
-approval_timeout_ms = 2000
+approval_timeout_ms = 8000
 blocked_input_patterns = ["(?i)ignore previous instructions"]
 max_input_bytes = 4096
 max_output_bytes = 65536
@@ -221,9 +223,22 @@ subprocess_allowlist = ["echo"]
 name = "hostile"
 path = {hostile}
 [tool.limits]
-timeout_ms = 1000
+timeout_ms = 3000
 memory_mb = 32
 max_output_bytes = 4194304
+
+[[tool]]
+name = "flood"
+path = {flood}
+[tool.policy]
+allowed_write_paths = [{{ host = {out}, guest = "/out" }}]
+[tool.limits]
+max_write_bytes = 1048576
+max_handles = 32
+
+[[tool]]
+name = "edges"
+path = {edges}
 
 [[tool]]
 name = "py"
@@ -258,6 +273,9 @@ path = {text}
 "#,
         cache = q(&cache),
         data = q(&data),
+        out = q(&out),
+        flood = q(&example_wasm("flood")),
+        edges = q(&example_wasm("edges")),
         files = q(&example_wasm("files")),
         fetch = q(&example_wasm("fetch")),
         port = pong_server(),
@@ -292,6 +310,8 @@ enum Expect {
     Ok(Option<Value>),
     /// An error result with this code.
     Err(&'static str),
+    /// A valid success or a well-formed error result, whichever.
+    Any,
 }
 
 struct Call {
@@ -312,6 +332,10 @@ fn ok(name: &'static str, args: Value, result: Value) -> Call {
 
 fn ok_any(name: &'static str, args: Value) -> Call {
     Call { name, args, expect: Expect::Ok(None), verbatim: false, decide: None, bad_args: false }
+}
+
+fn either(name: &'static str, args: Value) -> Call {
+    Call { name, args, expect: Expect::Any, verbatim: false, decide: None, bad_args: false }
 }
 
 fn fails(name: &'static str, args: Value, code: &'static str) -> Call {
@@ -385,6 +409,24 @@ fn main_plan(port: u16) -> Vec<Call> {
         ok_any("hostile.caps.args-all", json!({})),
         fails("hostile.caps.spawn", json!({"program": "ls", "args": []}), "denied"),
         ok_any("hostile.caps.read-stdin", json!({})),
+        // flood: the per-call bounds (a 1 MiB write budget, 32 handles).
+        either("flood.stat-loop", json!({"path-len": 10, "count": 5})),
+        ok("flood.write-bytes", json!({"path": "/out/small", "bytes": 10, "chunk": 10, "mode": "write"}), json!(10)),
+        fails("flood.write-bytes", json!({"path": "/out/big", "bytes": "2097152", "chunk": 65536, "mode": "write"}), "write_limit"),
+        either("flood.create-sockets", json!({"count": 2, "udp": false})),
+        fails("flood.open-files", json!({"path": "/out/small", "count": 100}), "handle_limit"),
+        fails("flood.exit-with", json!({"status": 1}), "exited"),
+        ok("flood.alloc-mib", json!({"mib": 1}), json!("allocated")),
+        fails("flood.fail-after-write", json!({"path": "/out/x"}), "tool_error"),
+        fails("flood.big-error", json!({"bytes": 10}), "tool_error"),
+        fails("flood.big-error-after-write", json!({"path": "/out/y", "prefix": "p", "bytes": 10}), "tool_error"),
+        // edges
+        either("edges.deny-then-sleep", json!({"path": "/etc/passwd", "ms": 1})),
+        fails("edges.return-err", json!({"text": "x"}), "tool_error"),
+        fails("edges.err-of-size", json!({"bytes": 10}), "tool_error"),
+        ok_any("edges.print-both", json!({"text": "x"})),
+        ok_any("edges.left.dup", json!({})),
+        ok_any("edges.right.dup", json!({})),
         // fuel: a tiny fuel budget.
         fails("fuel.greet", json!({"name": "x"}), "fuel_exhausted"),
         fails("fuel.add", json!({"a": 1, "b": 2}), "fuel_exhausted"),
@@ -558,6 +600,17 @@ fn assert_conforms(sdk: Sdk, what: &str, lines: &[Value], calls: &[Call]) {
                     problems.push(format!("{at}: expected a valid result, got is_error={} own_schema_error={} text={text:?}", r["is_error"], r["own_schema_error"]));
                 }
             }
+            Expect::Any if r["is_error"] != true => {
+                if r["has_structured"] != true || !r["own_schema_error"].is_null() {
+                    problems.push(format!("{at}: a success without a valid structuredContent: {}", r["own_schema_error"]));
+                }
+            }
+            Expect::Any => {
+                let code = text.split(": ").next().unwrap_or_default();
+                if code.is_empty() || r["meta"]["wasmward/error"]["code"] != code || r["has_structured"] == true {
+                    problems.push(format!("{at}: a malformed error result: text={text:?} meta={} structured={}", r["meta"], r["structured"]));
+                }
+            }
             Expect::Err(code) => {
                 let meta = &r["meta"]["wasmward/error"];
                 if r["is_error"] != true || !text.starts_with(&format!("{code}: ")) {
@@ -597,7 +650,8 @@ fn same(a: &Value, b: &Value) -> bool {
 fn assert_audited(cfg: &TestConfig, calls: &[Call]) {
     let events = cfg.audit_events();
     let outcomes: Vec<&str> = events.iter().filter_map(|e| e["outcome"].as_str()).collect();
-    for code in ["ok", "tool_error", "denied", "timeout", "trap", "memory_limit", "output_limit", "fuel_exhausted", "invalid_arguments"] {
+    let codes = ["ok", "tool_error", "denied", "timeout", "trap", "memory_limit", "output_limit", "fuel_exhausted", "invalid_arguments", "write_limit", "handle_limit", "exited"];
+    for code in codes {
         let want = calls.iter().filter(|c| matches!(c.expect, Expect::Err(x) if x == code) || (code == "ok" && matches!(c.expect, Expect::Ok(_)))).count();
         let got = outcomes.iter().filter(|o| **o == code).count();
         assert!(got >= want, "audit: {got} `{code}` rows for {want} such calls: {outcomes:?}");

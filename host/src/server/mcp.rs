@@ -1,8 +1,9 @@
 //! MCP with the official Rust SDK (rmcp): `tools/list` and `tools/call`
 //! over stdio and streamable HTTP. Failures are `isError` results with the
 //! text `code: message` and the HTTP API's error object under
-//! `_meta["wasmward/error"]`, never protocol errors or dropped connections. After a reload every connected
-//! client gets `notifications/tools/list_changed`.
+//! `_meta["wasmward/error"]`, never protocol errors or dropped connections.
+//! After a reload every connected client gets
+//! `notifications/tools/list_changed`.
 
 use super::{ApiError, Server, ToolView};
 use crate::gate::Caller;
@@ -104,13 +105,7 @@ pub fn failure(e: &ApiError) -> CallToolResult {
     // The message says when to retry (`retry in N s`); the delay is not
     // repeated in the text.
     let text = format!("{}: {}", e.code, e.message);
-    let mut error = match e.body() {
-        Value::Object(mut o) => match o.remove("error") {
-            Some(Value::Object(err)) => err,
-            _ => Default::default(),
-        },
-        _ => Default::default(),
-    };
+    let mut error = e.body()["error"].as_object().cloned().unwrap_or_default();
     if let Some(secs) = error.remove("retry_after_secs") {
         error.insert("retry_after_s".into(), secs);
     }
