@@ -187,6 +187,8 @@ timeout_ms = 10000
 memory_mb = 64
 
 [gate]
+# The stdio parent is outside the rate limits unless this opts it in.
+rate_limit_stdio = true
 denied_tools = ["blocked.*"]
 tool_requests_per_minute = 1
 tool_burst_size = {TOOL_BURST}

@@ -270,7 +270,13 @@ mod tests {
             (Bool, json!({"type": "boolean"})),
             (U8, int(0, 255)),
             (S32, json!({"type": "integer", "minimum": -2147483648i64, "maximum": 2147483647})),
-            (U64, json!({"type": "integer", "minimum": 0, "maximum": u64::MAX})),
+            // The decimal-string branch stays: strict mode takes `pattern`.
+            (
+                U64,
+                json!({"anyOf": [{"type": "integer", "minimum": 0, "maximum": u64::MAX},
+                                 {"type": "string", "description": "the same integer (u64) as a decimal string, exact above 2^53",
+                                  "pattern": "^(0|[1-9][0-9]{0,19})$"}]}),
+            ),
             (F64, json!({"type": "number"})),
             // minLength/maxLength are not strict-mode keywords; the call checks a char.
             (Char, json!({"type": "string"})),
