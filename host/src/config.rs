@@ -80,6 +80,8 @@ pub struct ServerConfig {
     pub unauthenticated_requests_per_minute: u32,
     #[serde(default = "default_unauthenticated_burst")]
     pub unauthenticated_burst: u32,
+    /// OAuth 2.1 resource server: JWT access tokens from one issuer.
+    pub oauth: Option<crate::server::oauth::OAuthConfig>,
 }
 
 impl Default for ServerConfig {
@@ -97,6 +99,7 @@ impl Default for ServerConfig {
             session_idle_timeout_ms: default_session_idle_timeout_ms(),
             unauthenticated_requests_per_minute: default_unauthenticated_rpm(),
             unauthenticated_burst: default_unauthenticated_burst(),
+            oauth: None,
         }
     }
 }
@@ -300,6 +303,9 @@ impl Config {
         self.defaults.limits.resolve(&LimitsConfig::default(), "defaults.limits")?;
         self.audit.validate().map_err(|e| format!("[audit]: {e}"))?;
         crate::server::validate_server_config(&self.server)?;
+        if let Some(o) = &self.server.oauth {
+            o.check(&self.base_dir)?;
+        }
         self.gate.validate()?;
         if self.runtime.max_concurrent_calls == 0 || self.runtime.max_concurrent_calls > 4096 {
             return Err(format!("runtime.max_concurrent_calls = {} is out of range; use 1..=4096", self.runtime.max_concurrent_calls));

@@ -51,6 +51,10 @@ pub enum TokenError {
     Revoked { id: String },
     #[error("token {id} is not an admin token; issue one with `wasmward token issue --admin`")]
     NotAdmin { id: String },
+    /// A JWT access token refused (`[server.oauth]`); `reason` is the
+    /// stable key (`jwt_expired`, `jwt_wrong_audience`, ...).
+    #[error("{message}")]
+    Jwt { reason: &'static str, message: String },
 }
 
 pub fn now_secs() -> u64 {
