@@ -53,7 +53,7 @@ fn finish(kid: &str, alg: Algorithm, enc: EncodingKey, public_pem: Option<String
 fn rsa_key(kid: &str) -> Key {
     use rsa::pkcs1::EncodeRsaPrivateKey;
     use rsa::pkcs8::EncodePublicKey;
-    let private = rsa::RsaPrivateKey::new(&mut getrandom::SysRng, 2048).unwrap();
+    let private = rsa::PrivateKey::new(&mut getrandom::SysRng, 2048).unwrap();
     let der = private.to_pkcs1_der().unwrap();
     let pem = private.to_public_key().to_public_key_pem(rsa::pkcs8::LineEnding::LF).unwrap();
     finish(kid, Algorithm::RS256, EncodingKey::from_rsa_der(der.as_bytes()), Some(pem))
@@ -390,7 +390,9 @@ async fn jwks_server() -> (JwksServer, String) {
     (st, url)
 }
 
-#[tokio::test]
+// Multi-threaded: the JWKS server must answer while the test thread blocks
+// (starting the server, `wasmward token issue`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jwks_url_on_loopback_fails_closed_then_refreshes_on_a_new_kid_at_a_bounded_rate() {
     let (jwks_srv, url) = jwks_server().await;
     let (k1, k2) = (ec_key("k1"), ed_key("k2"));
