@@ -468,3 +468,29 @@ async fn check_refuses_a_bad_oauth_section_naming_the_key() {
         assert!(err.contains(needle), "{line}: {err}");
     }
 }
+
+#[tokio::test]
+async fn rate_limits_key_a_jwt_caller_by_subject_and_client_not_by_token() {
+    let cfg = TestConfig::new("");
+    let k = ec_key("ec-1");
+    std::fs::write(cfg.dir.path().join("jwks.json"), jwks(&[&k])).unwrap();
+    cfg.rewrite(&format!("{}\n[gate]\nrequests_per_minute = 1\nburst_size = 2\n", oauth_toml("jwks_file = \"jwks.json\"")));
+    let s = TestServer::start(&cfg);
+    let first = jwt(&k, &claims("alice", "tools:text"));
+    for _ in 0..2 {
+        assert_eq!(greet(&s, &first, "x").await.0, StatusCode::OK);
+    }
+    // A freshly minted token (new jti, iat) for the same subject and client
+    // draws from the same bucket.
+    let mut again = claims("alice", "tools:text");
+    again["jti"] = json!("another");
+    again["iat"] = json!(now() - 1);
+    let (st, _, v) = greet(&s, &jwt(&k, &again), "x").await;
+    assert_eq!((st, v["error"]["code"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited")), "{v}");
+    // Another subject has its own bucket.
+    assert_eq!(greet(&s, &jwt(&k, &claims("bob", "tools:text")), "x").await.0, StatusCode::OK);
+    let (code, log) = s.stop();
+    assert_eq!(code, Some(0), "{log}");
+    let rows = gate_rows(&cfg.audit_events(), "rate_limit");
+    assert!(rows.iter().any(|r| r["caller"] == "alice#jwt:alice/test-client" && r["tool"] == "text.greet"), "{rows:#?}");
+}
