@@ -250,7 +250,7 @@ async fn jwt_callers_list_and_call_over_v1_and_mcp_beside_ww1_tokens() {
 
     // MCP over streamable HTTP with the JWT as the bearer token.
     let mcp_tok = jwt(&ec, &claims("bob", "tools:text"));
-    let config = StreamableHttpClientTransportConfig::with_uri(s.url("/mcp")).auth_header(mcp_tok);
+    let config = StreamableHttpClientTransportConfig::with_uri(s.url("/mcp")).auth_header(mcp_tok.clone());
     let mcp = Client.serve(StreamableHttpClientTransport::from_config(config)).await.expect("MCP initialize with a JWT");
     let tools = mcp.list_all_tools().await.unwrap();
     assert!(tools.iter().any(|t| t.name.contains("greet")) && tools.iter().all(|t| t.name.starts_with("text")), "{:?}", tools.iter().map(|t| t.name.to_string()).collect::<Vec<_>>());
@@ -261,10 +261,20 @@ async fn jwt_callers_list_and_call_over_v1_and_mcp_beside_ww1_tokens() {
     };
     let r: CallToolResult = call("text.greet", json!({"name": "mcp"})).await;
     assert_eq!((r.is_error, r.structured_content.clone()), (Some(false), Some(json!({"result": "Hello, mcp!"}))));
-    let r = call("hostile.loop-forever", json!({})).await;
+    let r = call("nope.x", json!({})).await;
     let text: String = r.content.iter().filter_map(|c| c.as_text()).map(|t| t.text.clone()).collect();
     assert_eq!(r.is_error, Some(true));
-    assert!(text.starts_with("forbidden: "), "{text}");
+    assert!(text.starts_with("unknown_tool: "), "{text}");
+    // A function another scope grants: 403 with the scope to ask for, before
+    // the session sees it (MCP step-up), in any spelling of its name.
+    for name in ["hostile.loop-forever", "hostile__loop-forever"] {
+        let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": name, "arguments": {}}});
+        let r = client().post(s.url("/mcp")).bearer_auth(&mcp_tok).header("accept", "application/json, text/event-stream").json(&body).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{name}");
+        let h = r.headers().get("www-authenticate").unwrap().to_str().unwrap().to_string();
+        assert_eq!(h, format!("Bearer error=\"insufficient_scope\", scope=\"tools:hostile\", resource_metadata=\"{METADATA}\""));
+        assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "forbidden");
+    }
     mcp.cancel().await.unwrap();
     // An MCP client without a token is refused.
     let plain = StreamableHttpClientTransportConfig::with_uri(s.url("/mcp"));

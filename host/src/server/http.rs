@@ -172,6 +172,12 @@ async fn authenticate(State(st): State<AppState>, mut req: Request, next: Next) 
         Ok(caller) => {
             // A JWT caller refused for want of a scope is told which (RFC 6750).
             let more = st.server.oauth.as_ref().map(|o| (o, o.needed_scopes(&st.server, &caller, req.uri().path())));
+            if let Some(o) = &st.server.oauth {
+                req = match o.mcp_step_up(&st.server, &caller, req, st.cfg.max_request_body_bytes).await {
+                    Ok(r) => r,
+                    Err(refused) => return refused,
+                };
+            }
             req.extensions_mut().insert(caller);
             let mut resp = next.run(req).await;
             if let Some((o, scopes)) = more.filter(|(_, s)| !s.is_empty() && resp.status() == StatusCode::FORBIDDEN) {

@@ -20,7 +20,9 @@
 use super::Server;
 use crate::gate::filter::{glob_match, validate_pattern};
 use crate::gate::{Caller, TokenError};
+use axum::extract::Request;
 use axum::http::HeaderValue;
+use axum::response::{IntoResponse as _, Response};
 use bytes::Bytes;
 use http_body_util::BodyExt as _;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyOperations, PublicKeyUse};
@@ -753,13 +755,58 @@ impl OAuth {
             return if caller.admin { Vec::new() } else { self.cfg.scopes.iter().filter(|s| s.admin).map(|s| s.scope.as_str()).collect() };
         }
         let Some(name) = path.strip_prefix("/v1/tools/").and_then(|r| r.strip_suffix("/call")) else { return Vec::new() };
-        let super::names::Resolved::Function(f) = super::names::resolve(&server.host.tools(), name) else { return Vec::new() };
+        self.scopes_for_function(server, caller, name).map(|(_, s)| s).unwrap_or_default()
+    }
+
+    /// For a function (any spelling) the operator lets callers see but
+    /// `caller`'s scopes do not: its canonical name and the scopes that
+    /// grant it.
+    fn scopes_for_function(&self, server: &Server, caller: &Caller, name: &str) -> Option<(String, Vec<&str>)> {
+        let super::names::Resolved::Function(f) = super::names::resolve(&server.host.tools(), name) else { return None };
         let gate = server.gate();
         let unscoped = Caller { scopes: None, ..caller.clone() };
         if gate.visible(caller, &f) || !gate.visible(&unscoped, &f) {
-            return Vec::new();
+            return None;
         }
-        self.cfg.scopes.iter().filter(|s| s.functions.iter().any(|p| glob_match(p, &f))).map(|s| s.scope.as_str()).collect()
+        let scopes: Vec<&str> = self.cfg.scopes.iter().filter(|s| s.functions.iter().any(|p| glob_match(p, &f))).map(|s| s.scope.as_str()).collect();
+        (!scopes.is_empty()).then_some((f, scopes))
+    }
+
+    /// MCP step-up (MCP authorization, "insufficient scope"): a JWT
+    /// caller's `tools/call` of a function that another configured scope
+    /// grants is refused with 403 and `error="insufficient_scope",
+    /// scope="…"` before it reaches the session, so a client can ask for
+    /// the scope and retry. It is a `filter` refusal like any other (audit
+    /// row, metrics). Anything else goes on unchanged.
+    pub async fn mcp_step_up(&self, server: &Server, caller: &Caller, req: Request, limit: usize) -> Result<Request, Response> {
+        let jwt = caller.token_id.as_deref().is_some_and(|id| id.starts_with("jwt:"));
+        if !jwt || req.method() != http::Method::POST || !req.uri().path().starts_with("/mcp") {
+            return Ok(req);
+        }
+        let (parts, body) = req.into_parts();
+        let bytes = match axum::body::to_bytes(body, limit).await {
+            Ok(b) => b,
+            Err(e) => {
+                return Err(super::ApiError::new(
+                    http::StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    format!("request body is over [server] max_request_body_bytes = {limit} ({e})"),
+                )
+                .into_response())
+            }
+        };
+        let name = serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .filter(|v| v.get("method").and_then(Value::as_str) == Some("tools/call"))
+            .and_then(|v| v.pointer("/params/name").and_then(Value::as_str).map(str::to_string));
+        if let Some((f, scopes)) = name.and_then(|n| self.scopes_for_function(server, caller, &n)) {
+            if let Err(r) = server.gate().check_filter(caller, &f) {
+                let mut resp = server.refuse(&r, &f, &caller.audit_name()).await.into_response();
+                resp.headers_mut().insert(http::header::WWW_AUTHENTICATE, self.scope_challenge(&scopes));
+                return Err(resp);
+            }
+        }
+        Ok(Request::from_parts(parts, axum::body::Body::from(bytes)))
     }
 
     /// `/healthz` detail.
