@@ -397,6 +397,14 @@ async fn check(config: &Path) -> Result<(), Failure> {
         warnings += 1;
         println!("warning: mounts overlap: {a} and {b}: one host path is inside the other, so a symlink or file one tool writes there is seen by the other; give each tool its own directory");
     }
+    if let Some(o) = &cfg.server.oauth {
+        let keys = match (&o.jwks_file, &o.jwks_url) {
+            (Some(f), _) => format!("keys from {} (read and checked)", cfg.resolve_path(f).display()),
+            (None, Some(u)) => format!("keys from {u} (fetched when the server starts)"),
+            _ => String::new(),
+        };
+        println!("[server.oauth] resource {}, issuer {}, {keys}, {} scope(s)", o.resource, o.issuer, o.scopes.len());
+    }
     let sep = cfg.server.tool_name_separator.clone();
     let host = Host::open(cfg).await.map_err(|e| usage(format!("{e:#}")))?;
     let names = crate::server::names::Index::of_tools(host.tools().values().map(|t| &**t), &sep);

@@ -85,6 +85,8 @@ pub struct ServerConfig {
     /// `text.analysis.word-stats` is listed as `text__analysis__word-stats`.
     #[serde(default = "default_tool_name_separator")]
     pub tool_name_separator: String,
+    /// OAuth 2.1 resource server: JWT access tokens from one issuer.
+    pub oauth: Option<crate::server::oauth::OAuthConfig>,
 }
 
 impl Default for ServerConfig {
@@ -103,6 +105,7 @@ impl Default for ServerConfig {
             unauthenticated_requests_per_minute: default_unauthenticated_rpm(),
             unauthenticated_burst: default_unauthenticated_burst(),
             tool_name_separator: default_tool_name_separator(),
+            oauth: None,
         }
     }
 }
@@ -310,6 +313,9 @@ impl Config {
         self.defaults.limits.resolve(&LimitsConfig::default(), "defaults.limits")?;
         self.audit.validate().map_err(|e| format!("[audit]: {e}"))?;
         crate::server::validate_server_config(&self.server)?;
+        if let Some(o) = &self.server.oauth {
+            o.check(&self.base_dir)?;
+        }
         self.gate.validate()?;
         if self.runtime.max_concurrent_calls == 0 || self.runtime.max_concurrent_calls > 4096 {
             return Err(format!("runtime.max_concurrent_calls = {} is out of range; use 1..=4096", self.runtime.max_concurrent_calls));

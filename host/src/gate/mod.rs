@@ -122,7 +122,13 @@ pub fn gate_event(tool: &str, caller: &str, stage: Stage, decision: &str, reason
 
 /// A refusal from a bad token.
 pub fn token_refusal(e: &TokenError) -> Refusal {
-    Refusal::new(Stage::Token, if matches!(e, TokenError::NotAdmin { .. }) { "forbidden" } else { "unauthorized" }, e.to_string())
+    let code = match e {
+        TokenError::NotAdmin { .. } => "forbidden",
+        // The issuer's keys cannot be read: the server's fault, not the token's.
+        TokenError::Jwt { reason: "jwt_keys_unavailable", .. } => "oauth_unavailable",
+        _ => "unauthorized",
+    };
+    Refusal::new(Stage::Token, code, e.to_string())
 }
 
 /// What the gate let through, and what to record about it.

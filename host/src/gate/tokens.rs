@@ -49,8 +49,12 @@ pub enum TokenError {
     Expired { id: String, exp: u64 },
     #[error("token {id} is revoked")]
     Revoked { id: String },
-    #[error("token {id} is not an admin token; issue one with `wasmward token issue --admin`")]
+    #[error("token {id} is not an admin token; issue one with `wasmward token issue --admin` (for a JWT: a scope with admin = true in [[server.oauth.scopes]])")]
     NotAdmin { id: String },
+    /// A JWT access token refused (`[server.oauth]`); `reason` is the
+    /// stable key (`jwt_expired`, `jwt_wrong_audience`, ...).
+    #[error("{message}")]
+    Jwt { reason: &'static str, message: String },
 }
 
 pub fn now_secs() -> u64 {

@@ -178,7 +178,7 @@ async fn vetted_address(
     }
 }
 
-fn default_config() -> Arc<rustls::ClientConfig> {
+pub(crate) fn default_config() -> Arc<rustls::ClientConfig> {
     static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
     CONFIG.get_or_init(|| build_config(rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.into() })).clone()
 }

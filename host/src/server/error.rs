@@ -73,6 +73,7 @@ impl From<&Refusal> for ApiError {
         let status = match r.code {
             "unauthorized" => StatusCode::UNAUTHORIZED,
             "rate_limited" => StatusCode::TOO_MANY_REQUESTS,
+            "oauth_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
             "input_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
             "output_too_large" => StatusCode::UNPROCESSABLE_ENTITY,
             _ => StatusCode::FORBIDDEN,

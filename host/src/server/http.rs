@@ -84,6 +84,8 @@ pub fn router(server: Arc<Server>, cfg: ServerConfig, ct: CancellationToken) -> 
     let mut app = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route("/.well-known/oauth-protected-resource", get(protected_resource))
+        .route("/.well-known/oauth-protected-resource/{*path}", get(protected_resource))
         .merge(authed)
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), require_https))
@@ -296,11 +298,23 @@ async fn require_https(State(st): State<AppState>, req: Request, next: Next) -> 
 /// rate-limited per source (429 past the burst) and audited in aggregate:
 /// see [`unauth`].
 async fn authenticate(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
-    let token = bearer(req.headers());
-    match st.server.tokens.verify(token.unwrap_or(""), gate::tokens::now_secs()) {
-        Ok(claims) => {
-            req.extensions_mut().insert(Caller::from_claims(&claims));
-            next.run(req).await
+    let token = bearer(req.headers()).unwrap_or("").to_string();
+    match super::oauth::authenticate(&st.server, &token, gate::tokens::now_secs()).await {
+        Ok(caller) => {
+            // A JWT caller refused for want of a scope is told which (RFC 6750).
+            let more = st.server.oauth.as_ref().map(|o| (o, o.needed_scopes(&st.server, &caller, req.uri().path())));
+            if let Some(o) = &st.server.oauth {
+                req = match o.mcp_step_up(&st.server, &caller, req, st.cfg.max_request_body_bytes).await {
+                    Ok(r) => r,
+                    Err(refused) => return refused,
+                };
+            }
+            req.extensions_mut().insert(caller);
+            let mut resp = next.run(req).await;
+            if let Some((o, scopes)) = more.filter(|(_, s)| !s.is_empty() && resp.status() == StatusCode::FORBIDDEN) {
+                resp.headers_mut().insert(header::WWW_AUTHENTICATE, o.scope_challenge(&scopes));
+            }
+            resp
         }
         Err(e) => {
             let ip = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
@@ -326,8 +340,21 @@ async fn authenticate(State(st): State<AppState>, mut req: Request, next: Next) 
             for event in u.note(&source, key, &refusal.message, req.uri().path(), now) {
                 st.server.audit_gate(event).await;
             }
-            ApiError::from(&refusal).into_response()
+            let mut resp = ApiError::from(&refusal).into_response();
+            if let Some(o) = st.server.oauth.as_ref().filter(|_| resp.status() == StatusCode::UNAUTHORIZED) {
+                resp.headers_mut().insert(header::WWW_AUTHENTICATE, o.unauthorized_challenge(&e));
+            }
+            resp
         }
+    }
+}
+
+/// RFC 9728 metadata, at the well-known path and under the resource's path.
+async fn protected_resource(State(st): State<AppState>, req: Request) -> Response {
+    let suffix = req.uri().path().trim_start_matches("/.well-known/oauth-protected-resource").trim_end_matches('/').to_string();
+    match &st.server.oauth {
+        Some(o) if suffix.is_empty() || suffix == o.cfg.resource_path() => Json(o.metadata()).into_response(),
+        _ => not_found().await.into_response(),
     }
 }
 

@@ -11,6 +11,7 @@ pub mod http;
 pub mod mcp;
 pub mod metrics;
 pub mod names;
+pub mod oauth;
 pub mod reload;
 pub mod run;
 pub mod stdio;
@@ -108,6 +109,8 @@ pub struct Server {
     pub unauthenticated: unauth::Unauthenticated,
     /// Every accepted spelling of the loaded functions.
     names: names::Cache,
+    /// `[server.oauth]`: JWT access tokens (read at start; restart to change).
+    pub oauth: Option<oauth::OAuth>,
 }
 
 /// Counts a call task in flight (for shutdown) from before it is spawned
@@ -134,6 +137,13 @@ impl Server {
         let gate = Gate::new(&cfg.gate).map_err(|m| anyhow::anyhow!("{}: {m}", cfg.source))?;
         let tokens = TokenKey::open_or_create(&cfg.resolve_path(&cfg.gate.token_key)).map_err(|m| anyhow::anyhow!("{}: [gate] token_key: {m}", cfg.source))?;
         let cfg_server = cfg.server.clone();
+        let oauth = match &cfg.server.oauth {
+            Some(o) => {
+                let tls = cfg.runtime.tls_config().map_err(|m| anyhow::anyhow!("{}: {m}", cfg.source))?;
+                Some(oauth::OAuth::open(o.clone(), &cfg.base_dir, tls).await.map_err(|m| anyhow::anyhow!("{}: {m}", cfg.source))?)
+            }
+            None => None,
+        };
         let host = Host::open(cfg).await?;
         Ok(Arc::new(Server {
             host: Arc::new(host),
@@ -148,6 +158,7 @@ impl Server {
             stop_calls: CancellationToken::new(),
             unauthenticated: unauth::Unauthenticated::new(&cfg_server),
             names: names::Cache::default(),
+            oauth,
         }))
     }
 
@@ -479,6 +490,9 @@ impl Server {
         if key_path != self.tokens.path() {
             tracing::warn!(old = %self.tokens.path().display(), new = %key_path.display(), "[gate] token_key changed; restart the server to use the new key");
         }
+        if cfg.server.oauth.as_ref() != self.oauth.as_ref().map(|o| &o.cfg) {
+            tracing::warn!("[server.oauth] changed; restart the server to use the new settings");
+        }
         self.host.reload(cfg).await.map_err(|e| format!("{e:#}"))?;
         *self.gate.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(gate);
         tracing::info!(tools = self.host.tools().len(), "reloaded the config");
@@ -490,7 +504,11 @@ impl Server {
     pub fn health(&self) -> Value {
         let audit = self.host.audit().unavailable();
         let status = if audit.is_some() { "audit_unavailable" } else { "ok" };
-        json!({"status": status, "audit_error": audit, "tools": self.host.tools().len(), "in_flight": self.metrics.in_flight()})
+        let mut body = json!({"status": status, "audit_error": audit, "tools": self.host.tools().len(), "in_flight": self.metrics.in_flight()});
+        if let Some(o) = &self.oauth {
+            body["oauth"] = o.health();
+        }
+        body
     }
 }
 

@@ -37,6 +37,7 @@ pub fn reason_key(e: &TokenError) -> &'static str {
         TokenError::Expired { .. } => "expired_token",
         TokenError::Revoked { .. } => "revoked_token",
         TokenError::NotAdmin { .. } => "not_admin",
+        TokenError::Jwt { reason, .. } => reason,
     }
 }
 
