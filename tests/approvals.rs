@@ -17,8 +17,7 @@ use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use serde_json::{json, Value};
 use serve_common::{example_wasm, TestConfig, TestServer};
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// An Anthropic-style key: the audit's redaction replaces it.
@@ -274,31 +273,12 @@ async fn mcp_progress_notifications_keep_a_short_timeout_client_waiting() {
     assert!(gone[0]["reason"].as_str().unwrap().contains("cancelled before it ran"), "{gone:#?}");
 }
 
-/// The venv's python with the official SDK (`mcp` from PyPI), installed
-/// once per target dir; the same venv tests/mcp_python.rs uses.
-fn python() -> PathBuf {
-    static PY: OnceLock<PathBuf> = OnceLock::new();
-    PY.get_or_init(|| {
-        let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("mcp-venv");
-        let py = venv.join("bin/python");
-        let marker = venv.join(".mcp-installed");
-        if !marker.exists() {
-            let st = std::process::Command::new("python3").args(["-m", "venv"]).arg(&venv).status().expect("python3 -m venv (install python3 and python3-venv)");
-            assert!(st.success(), "python3 -m venv {} failed", venv.display());
-            let out = std::process::Command::new(&py).args(["-m", "pip", "install", "--quiet", "mcp>=2.3,<3"]).output().expect("pip");
-            assert!(out.status.success(), "pip install mcp failed:\n{}", String::from_utf8_lossy(&out.stderr));
-            std::fs::write(&marker, "").unwrap();
-        }
-        py
-    })
-    .clone()
-}
 
 /// The Python SDK's `progress_callback` gets the notifications while the
 /// call waits, and the result once it is allowed.
 #[tokio::test]
 async fn python_sdk_progress_callback_sees_the_wait() {
-    let py = tokio::task::spawn_blocking(python).await.unwrap();
+    let py = tokio::task::spawn_blocking(serve_common::python_with_mcp).await.unwrap();
     let cfg = config("approval_timeout_ms = 30000\napproval_progress_interval_ms = 300");
     let s = TestServer::start(&cfg);
     let agent = cfg.token("py-agent", "*", &[]);

@@ -73,24 +73,6 @@ fn ts_sdk() -> PathBuf {
     .clone()
 }
 
-/// The venv's python, with `mcp` installed (as tests/mcp_python.rs does).
-fn python() -> PathBuf {
-    static PY: OnceLock<PathBuf> = OnceLock::new();
-    PY.get_or_init(|| {
-        let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("mcp-venv");
-        let py = venv.join("bin/python");
-        let marker = venv.join(".mcp-installed");
-        if !marker.exists() {
-            let st = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().expect("python3 -m venv (install python3 and python3-venv)");
-            assert!(st.success(), "python3 -m venv {} failed", venv.display());
-            let out = Command::new(&py).args(["-m", "pip", "install", "--quiet", "mcp>=2.3,<3"]).output().expect("pip");
-            assert!(out.status.success(), "pip install mcp failed:\n{}", String::from_utf8_lossy(&out.stderr));
-            std::fs::write(&marker, "").unwrap();
-        }
-        py
-    })
-    .clone()
-}
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Sdk {
@@ -107,7 +89,7 @@ impl Sdk {
                 c
             }
             Sdk::Py => {
-                let mut c = Command::new(python());
+                let mut c = Command::new(serve_common::python_with_mcp());
                 c.arg(repo_root().join("tests/mcp_conformance/py_client.py"));
                 c
             }

@@ -17,7 +17,6 @@ use rmcp::{RoleClient, ServiceExt};
 use serde_json::{json, Value};
 use serve_common::{example_wasm, repo_root, TestConfig, TestServer, BIN};
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -537,27 +536,13 @@ async fn session_delete_answers_204_and_the_session_is_gone() {
     assert_eq!(r.status(), StatusCode::NOT_FOUND, "the session was closed");
 }
 
-/// The venv's python with `mcp` installed (the pattern of mcp_python.rs).
-fn python() -> PathBuf {
-    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("mcp-venv");
-    let py = venv.join("bin/python");
-    let marker = venv.join(".mcp-installed");
-    if !marker.exists() {
-        let st = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().expect("python3 -m venv");
-        assert!(st.success());
-        let out = Command::new(&py).args(["-m", "pip", "install", "--quiet", "mcp>=2.3,<3"]).output().expect("pip");
-        assert!(out.status.success(), "pip install mcp failed:\n{}", String::from_utf8_lossy(&out.stderr));
-        std::fs::write(&marker, "").unwrap();
-    }
-    py
-}
 
 #[test]
 fn the_python_sdk_closes_a_session_without_a_warning() {
     let cfg = TestConfig::new("");
     let s = TestServer::start(&cfg);
     let tok = cfg.token("py", "*", &[]);
-    let out = Command::new(python())
+    let out = Command::new(serve_common::python_with_mcp())
         .arg(repo_root().join("tests/mcp_client/edges_check.py"))
         .args(["--url", &s.url("/mcp"), "--token", &tok])
         .output()

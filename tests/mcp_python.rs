@@ -8,26 +8,7 @@ mod serve_common;
 use serve_common::{example_wasm, repo_root, TestConfig, TestServer, BIN};
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
 
-/// The venv's python, with `mcp` installed (pip runs once per target dir).
-fn python() -> PathBuf {
-    static PY: OnceLock<PathBuf> = OnceLock::new();
-    PY.get_or_init(|| {
-        let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("mcp-venv");
-        let py = venv.join("bin/python");
-        let marker = venv.join(".mcp-installed");
-        if !marker.exists() {
-            let st = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().expect("python3 -m venv (install python3 and python3-venv)");
-            assert!(st.success(), "python3 -m venv {} failed", venv.display());
-            let out = Command::new(&py).args(["-m", "pip", "install", "--quiet", "mcp>=2.3,<3"]).output().expect("pip");
-            assert!(out.status.success(), "pip install mcp failed:\n{}", String::from_utf8_lossy(&out.stderr));
-            std::fs::write(&marker, "").unwrap();
-        }
-        py
-    })
-    .clone()
-}
 
 /// `wasmward inspect --json` of the text tool, written for the script.
 fn inspect_file(cfg: &TestConfig) -> PathBuf {
@@ -40,7 +21,7 @@ fn inspect_file(cfg: &TestConfig) -> PathBuf {
 
 fn run_script(args: &[&str]) {
     let script = repo_root().join("tests/mcp_client/session_check.py");
-    let out = Command::new(python()).arg(&script).args(args).output().unwrap();
+    let out = Command::new(serve_common::python_with_mcp()).arg(&script).args(args).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     println!("{stdout}");

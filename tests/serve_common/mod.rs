@@ -214,3 +214,23 @@ impl Drop for TestServer {
         let _ = self.child.wait();
     }
 }
+
+/// Python from a venv under the cargo target dir with the official MCP SDK
+/// (`mcp` from PyPI) installed; pip runs once per target dir.
+pub fn python_with_mcp() -> PathBuf {
+    static PY: OnceLock<PathBuf> = OnceLock::new();
+    PY.get_or_init(|| {
+        let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("mcp-venv");
+        let py = venv.join("bin/python");
+        let marker = venv.join(".mcp-installed");
+        if !marker.exists() {
+            let st = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().expect("python3 -m venv (install python3 and python3-venv)");
+            assert!(st.success(), "python3 -m venv {} failed", venv.display());
+            let out = Command::new(&py).args(["-m", "pip", "install", "--quiet", "mcp>=2.3,<3"]).output().expect("pip");
+            assert!(out.status.success(), "pip install mcp failed:\n{}", String::from_utf8_lossy(&out.stderr));
+            std::fs::write(&marker, "").unwrap();
+        }
+        py
+    })
+    .clone()
+}
