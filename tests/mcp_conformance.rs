@@ -225,6 +225,10 @@ name = "edges"
 path = {edges}
 
 [[tool]]
+name = "probe"
+path = {probe}
+
+[[tool]]
 name = "py"
 path = {py}
 [tool.policy]
@@ -260,6 +264,7 @@ path = {text}
         out = q(&out),
         flood = q(&example_wasm("flood")),
         edges = q(&example_wasm("edges")),
+        probe = q(&example_wasm("ops_probe")),
         files = q(&example_wasm("files")),
         fetch = q(&example_wasm("fetch")),
         port = pong_server(),
@@ -411,6 +416,8 @@ fn main_plan(port: u16) -> Vec<Call> {
         ok_any("edges.print-both", json!({"text": "x"})),
         ok_any("edges.left.dup", json!({})),
         ok_any("edges.right.dup", json!({})),
+        // ops-probe: no network granted.
+        either("probe.udp-connect", json!({"addr": "127.0.0.1:9"})),
         // fuel: a tiny fuel budget.
         fails("fuel.greet", json!({"name": "x"}), "fuel_exhausted"),
         fails("fuel.add", json!({"a": 1, "b": 2}), "fuel_exhausted"),
