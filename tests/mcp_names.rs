@@ -218,6 +218,14 @@ async fn every_list_shows_model_api_names_and_every_spelling_reaches_one_functio
         }
     }
 
+    // Metrics count every spelling under the canonical name.
+    let m = client().get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let want = format!("wasmward_calls_total{{tool=\"text.analysis.word-stats\",outcome=\"ok\"}} {}", 2 * 4);
+    assert!(m.contains(&want), "{want} not in\n{m}");
+    let want = format!("wasmward_calls_total{{tool=\"{long_canonical}\",outcome=\"ok\"}} {}", 2 * 4);
+    assert!(m.contains(&want), "{want} not in\n{m}");
+    assert!(!m.contains(&short) && !m.contains("text__analysis"), "{m}");
+
     // Names that are no function: a typed error; the row never carries the
     // caller's string.
     for (name, code) in [("text__nope", "unknown_function: "), ("nope__greet", "unknown_tool: "), ("text__greet__x", "unknown_function: ")] {
