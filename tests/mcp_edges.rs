@@ -428,6 +428,18 @@ async fn every_refusal_has_the_json_shape_and_host_origin_body_and_session_refus
     let r = client().post(format!("{b}/mcp")).bearer_auth(&tok).header("accept", "text/plain").header("mcp-session-id", &session).json(&init).send().await.unwrap();
     let st = r.status();
     assert_error_shape(st, &r.text().await.unwrap(), StatusCode::NOT_ACCEPTABLE, "not_acceptable");
+    let r = client()
+        .post(format!("{b}/mcp"))
+        .bearer_auth(&tok)
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .header("mcp-session-id", &session)
+        .body("this is not JSON")
+        .send()
+        .await
+        .unwrap();
+    let st = r.status();
+    assert_error_shape(st, &r.text().await.unwrap(), StatusCode::BAD_REQUEST, "invalid_json");
     let r = client().get(format!("{b}/v1/tools/text.greet/call")).bearer_auth(&tok).send().await.unwrap();
     let (st, allow) = (r.status(), r.headers().get("allow").cloned());
     assert_error_shape(st, &r.text().await.unwrap(), StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
