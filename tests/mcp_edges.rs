@@ -558,17 +558,21 @@ async fn session_delete_answers_204_and_the_session_is_gone() {
 
 /// The venv's python with `mcp` installed (the pattern of mcp_python.rs).
 fn python() -> PathBuf {
-    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("mcp-venv");
-    let py = venv.join("bin/python");
-    let marker = venv.join(".mcp-installed");
-    if !marker.exists() {
-        let st = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().expect("python3 -m venv");
-        assert!(st.success());
-        let out = Command::new(&py).args(["-m", "pip", "install", "--quiet", "mcp>=2.3,<3"]).output().expect("pip");
-        assert!(out.status.success(), "pip install mcp failed:\n{}", String::from_utf8_lossy(&out.stderr));
-        std::fs::write(&marker, "").unwrap();
-    }
-    py
+    static PY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PY.get_or_init(|| {
+        let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("mcp-venv");
+        let py = venv.join("bin/python");
+        let marker = venv.join(".mcp-installed");
+        if !marker.exists() {
+            let st = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().expect("python3 -m venv");
+            assert!(st.success());
+            let out = Command::new(&py).args(["-m", "pip", "install", "--quiet", "mcp>=2.3,<3"]).output().expect("pip");
+            assert!(out.status.success(), "pip install mcp failed:\n{}", String::from_utf8_lossy(&out.stderr));
+            std::fs::write(&marker, "").unwrap();
+        }
+        py
+    })
+    .clone()
 }
 
 #[test]
