@@ -3,7 +3,10 @@ streamable-HTTP session that is closed (DELETE) must not make the SDK warn
 `Session termination failed`. Prints every warning the SDK logged, then
 "ALL OK" when there was none about the session.
 
-usage: edges_check.py --url URL --token TOKEN
+With `--slow-call MS`, it instead calls edges.deny-then-sleep for MS
+milliseconds (the test sends SIGTERM meanwhile) and prints the result.
+
+usage: edges_check.py --url URL --token TOKEN [--slow-call MS]
 """
 
 import argparse
@@ -29,6 +32,7 @@ async def main():
     p = argparse.ArgumentParser()
     p.add_argument("--url", required=True)
     p.add_argument("--token", required=True)
+    p.add_argument("--slow-call", type=int)
     args = p.parse_args()
 
     warnings = Collect()
@@ -43,7 +47,18 @@ async def main():
                 await session.initialize()
                 tools = await session.list_tools()
                 assert tools.tools, "no tools listed"
-                r = await session.call_tool("text.greet", {"name": "py"})
+                # Call by the listed names: the SDK checks a result against
+                # the outputSchema it listed under that name, and lists again
+                # (one more request) for a name it has not seen.
+                listed = lambda suffix: next(t.name for t in tools.tools if t.name.endswith(suffix))
+                if args.slow_call is not None:
+                    print("CALLING", flush=True)
+                    args_ = {"path": "/etc/wasmward-py-edges", "ms": args.slow_call}
+                    r = await session.call_tool(listed("deny-then-sleep"), args_)
+                    print("RESULT", "error" if r.is_error else "ok", r.content[0].text, flush=True)
+                    print("ALL OK", flush=True)
+                    return
+                r = await session.call_tool(listed("greet"), {"name": "py"})
                 assert not r.is_error, r
                 print("called:", r.content[0].text, flush=True)
     for m in warnings.messages:

@@ -160,6 +160,10 @@ fn is_json_or_sse(h: &HeaderMap) -> bool {
 pub fn error_for_status(status: StatusCode, text: &str) -> ApiError {
     let text = names::cap(text.trim(), 512);
     let said = if text.is_empty() { String::new() } else { format!(" ({text})") };
+    // rmcp answers a POST body that is no JSON-RPC message with 415.
+    if status == StatusCode::UNSUPPORTED_MEDIA_TYPE && text.starts_with("fail to deserialize") {
+        return ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("the request body is not a JSON-RPC 2.0 message{said}"));
+    }
     let (code, message) = match status.as_u16() {
         400 => ("bad_request", format!("the request is malformed{said}")),
         403 => ("forbidden", format!("the request was refused{said}")),
@@ -188,6 +192,7 @@ async fn json_errors(req: Request, next: Next) -> Response {
     let fresh = error_for_status(status, &text).into_response();
     parts.headers.remove(header::CONTENT_LENGTH);
     let (fresh_parts, fresh_body) = fresh.into_parts();
+    parts.status = fresh_parts.status;
     for (k, v) in &fresh_parts.headers {
         parts.headers.insert(k, v.clone());
     }
@@ -569,6 +574,28 @@ mod tests {
         for (h, want) in cases {
             assert_eq!(host_allowed(&allowed, h), want, "{h}");
         }
+    }
+
+    #[test]
+    fn plain_error_responses_get_a_code_by_status() {
+        let cases: &[(u16, &str, u16, &str)] = &[
+            (400, "Bad Request: Session ID is required", 400, "bad_request"),
+            (404, "Not Found: Session not found", 404, "not_found"),
+            (405, "", 405, "method_not_allowed"),
+            (406, "Not Acceptable: Client must accept both", 406, "not_acceptable"),
+            (413, "Payload Too Large", 413, "body_too_large"),
+            (415, "Unsupported Media Type: Content-Type must be application/json", 415, "unsupported_media_type"),
+            (415, "fail to deserialize request body expected value at line 1", 400, "invalid_json"),
+            (422, "x", 422, "bad_request"),
+            (500, "Encounter an error when create session", 500, "internal_error"),
+        ];
+        for (status, text, want_status, want_code) in cases {
+            let e = error_for_status(StatusCode::from_u16(*status).unwrap(), text);
+            assert_eq!((e.status.as_u16(), e.code.as_str()), (*want_status, *want_code), "{status} {text}");
+            assert!(e.message.contains(text.trim()), "{}", e.message);
+        }
+        let long = "y".repeat(5000);
+        assert!(error_for_status(StatusCode::BAD_REQUEST, &long).message.len() < 700);
     }
 
     #[test]
