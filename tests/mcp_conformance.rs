@@ -460,7 +460,7 @@ fn main_plan(port: u16) -> Vec<Call> {
             fails(n("connect"), json!({"host": "127.0.0.1", "port": 9}), "denied"),
         ]);
     }
-    // One function past its burst: rate_limited (with retry_after_s).
+    // One function past its burst: rate_limited (with retry_after_secs).
     for _ in 0..TOOL_BURST {
         calls.push(ok("rl.greet", json!({"name": "r"}), json!("Hello, r!")));
     }
@@ -610,8 +610,8 @@ fn assert_conforms(sdk: Sdk, what: &str, lines: &[Value], calls: &[Call]) {
                     problems.push(format!("{at}: an error result carries structuredContent {}", r["structured"]));
                 } else if meta["code"] != *code || meta["message"].as_str().is_none_or(str::is_empty) {
                     problems.push(format!("{at}: _meta[\"wasmward/error\"] is {meta}, expected code {code} and a message"));
-                } else if *code == "rate_limited" && !meta["retry_after_s"].is_u64() {
-                    problems.push(format!("{at}: rate_limited without retry_after_s: {meta}"));
+                } else if *code == "rate_limited" && !meta["retry_after_secs"].is_u64() {
+                    problems.push(format!("{at}: rate_limited without retry_after_secs: {meta}"));
                 }
             }
         }

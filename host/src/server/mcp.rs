@@ -97,7 +97,7 @@ pub const ERROR_META_KEY: &str = "wasmward/error";
 
 /// A failure the agent can read: `isError` with the text `code: message`,
 /// and the error object of the HTTP API (`code`, `message`, the details,
-/// `retry_after_s`) under `_meta["wasmward/error"]`. There is no
+/// `retry_after_secs`) under `_meta["wasmward/error"]`. There is no
 /// `structuredContent`: it would have to match the tool's `outputSchema`
 /// (the TypeScript SDK validates it even on errors), and that schema
 /// describes the success value.
@@ -105,10 +105,7 @@ pub fn failure(e: &ApiError) -> CallToolResult {
     // The message says when to retry (`retry in N s`); the delay is not
     // repeated in the text.
     let text = format!("{}: {}", e.code, e.message);
-    let mut error = e.body()["error"].as_object().cloned().unwrap_or_default();
-    if let Some(secs) = error.remove("retry_after_secs") {
-        error.insert("retry_after_s".into(), secs);
-    }
+    let error = e.body()["error"].as_object().cloned().unwrap_or_default();
     let mut meta = serde_json::Map::new();
     meta.insert(ERROR_META_KEY.into(), Value::Object(error));
     let mut r = CallToolResult::error(vec![ContentBlock::text(text)]);
@@ -296,7 +293,7 @@ mod tests {
         assert_eq!(r.content[0].as_text().unwrap().text, "rate_limited: slow down");
         assert_eq!(r.structured_content, None, "an error carries no structuredContent: it would not match the outputSchema");
         let meta = &r.meta.as_ref().unwrap().0[ERROR_META_KEY];
-        assert_eq!(meta, &json!({"code": "rate_limited", "message": "slow down", "retry_after_s": 2}));
+        assert_eq!(meta, &json!({"code": "rate_limited", "message": "slow down", "retry_after_secs": 2}));
         let wire = serde_json::to_value(&r).unwrap();
         assert_eq!(wire["_meta"]["wasmward/error"]["code"], "rate_limited", "{wire}");
         assert!(wire.get("structuredContent").is_none(), "{wire}");
