@@ -154,21 +154,8 @@ async fn sigterm_delivers_the_results_of_mcp_calls_in_flight_over_http() {
 /// HTTP side only shows calls in flight. Returns the child, its stdout
 /// lines, and the HTTP base URL.
 fn spawn_stdio(cfg: &TestConfig) -> (Child, mpsc::Receiver<String>, String, std::sync::Arc<std::sync::Mutex<String>>) {
-    let mut child = Command::new(BIN)
-        .args(["--log-level", "info", "serve", "--stdio", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&cfg.path)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let out = BufReader::new(child.stdout.take().unwrap());
-    std::thread::spawn(move || {
-        for line in out.lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let mut child = spawn_piped(&["--log-level", "info", "serve", "--stdio", "--listen", "127.0.0.1:0", "--config"], cfg);
+    let rx = lines(child.stdout.take().unwrap());
     let (atx, arx) = mpsc::channel();
     let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let log2 = log.clone();
@@ -183,6 +170,22 @@ fn spawn_stdio(cfg: &TestConfig) -> (Child, mpsc::Receiver<String>, String, std:
     });
     let addr = arx.recv_timeout(Duration::from_secs(120)).expect("serve --stdio --listen started");
     (child, rx, format!("http://{addr}"), log)
+}
+
+/// `wasmward ARGS CONFIG` with stdin, stdout and stderr piped.
+fn spawn_piped(args: &[&str], cfg: &TestConfig) -> Child {
+    Command::new(BIN).args(args).arg(&cfg.path).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+}
+
+/// The lines of a child's output, read on their own thread.
+fn lines(r: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(r).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    rx
 }
 
 fn send(child: &mut Child, msg: &str) {
@@ -251,28 +254,9 @@ async fn sigterm_ends_serve_stdio_with_stdin_held_open_after_answering_calls_in_
 fn sigterm_ends_an_idle_serve_stdio_whose_stdin_stays_open_before_and_after_initialize() {
     let cfg = TestConfig::new("");
     for initialized in [false, true] {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--stdio", "--config"])
-            .arg(&cfg.path)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, rx) = mpsc::channel();
-        let out = BufReader::new(child.stdout.take().unwrap());
-        std::thread::spawn(move || {
-            for line in out.lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let (etx, erx) = mpsc::channel();
-        let err = BufReader::new(child.stderr.take().unwrap());
-        std::thread::spawn(move || {
-            for line in err.lines().map_while(Result::ok) {
-                let _ = etx.send(line);
-            }
-        });
+        let mut child = spawn_piped(&["serve", "--stdio", "--config"], &cfg);
+        let rx = lines(child.stdout.take().unwrap());
+        let erx = lines(child.stderr.take().unwrap());
         if initialized {
             initialize(&mut child, &rx);
         } else {

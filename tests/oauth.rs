@@ -134,18 +134,15 @@ fn client() -> reqwest::Client {
 }
 
 async fn post(s: &TestServer, token: Option<&str>, path: &str, body: Value) -> (StatusCode, Option<String>, Value) {
-    let mut r = client().post(s.url(path)).json(&body);
-    if let Some(t) = token {
-        r = r.bearer_auth(t);
-    }
-    let r = r.send().await.unwrap();
-    let st = r.status();
-    let h = r.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_string());
-    (st, h, r.json().await.unwrap_or(Value::Null))
+    send(client().post(s.url(path)).json(&body), token).await
 }
 
 async fn get(s: &TestServer, token: Option<&str>, path: &str) -> (StatusCode, Option<String>, Value) {
-    let mut r = client().get(s.url(path));
+    send(client().get(s.url(path)), token).await
+}
+
+/// Sends with the bearer token, if any: the status, `WWW-Authenticate` and the JSON body.
+async fn send(mut r: reqwest::RequestBuilder, token: Option<&str>) -> (StatusCode, Option<String>, Value) {
     if let Some(t) = token {
         r = r.bearer_auth(t);
     }
