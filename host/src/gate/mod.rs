@@ -134,10 +134,9 @@ pub fn token_refusal(e: &TokenError) -> Refusal {
 /// What the gate let through, and what to record about it.
 #[derive(Debug, Default)]
 pub struct Admitted {
-    /// Set when an approver allowed the call.
-    pub approved_by: Option<String>,
-    /// The id of the approval that allowed it (for the call's audit row).
-    pub approval_id: Option<String>,
+    /// Set when an approver allowed the call: who, and the approval's id
+    /// (for the call's audit row).
+    pub approved: Option<Approved>,
 }
 
 /// An approval that let a call through.
@@ -320,7 +319,7 @@ impl Gate {
         self.check_rate(caller, name, Instant::now())?;
         let approved = self.check_approval(approvals, caller, name, args, need).await?;
         self.check_input(args)?;
-        Ok(Admitted { approval_id: approved.as_ref().map(|a| a.id.clone()), approved_by: approved.map(|a| a.approver) })
+        Ok(Admitted { approved })
     }
 }
 
@@ -459,7 +458,8 @@ blocked_input_patterns = ["(?i)password"]
         }
         a.decide(&view.id, true, "ops").unwrap();
         let admitted = waiter.await.unwrap().unwrap();
-        assert_eq!((admitted.approval_id.as_deref(), admitted.approved_by.as_deref()), (Some(view.id.as_str()), Some("ops")));
+        let approved = admitted.approved.unwrap();
+        assert_eq!((approved.id.as_str(), approved.approver.as_str()), (view.id.as_str(), "ops"));
         let seen = seen.lock().unwrap().clone();
         assert!(seen.len() >= 3, "{seen:?}");
         assert!(seen.windows(2).all(|w| w[1].waited > w[0].waited), "{seen:?}");

@@ -359,13 +359,13 @@ impl Server {
                 return Err(ApiError::from(&CallError::Cancelled { reason: cancel.reason() }));
             }
         };
-        if let (Some(approver), Some(id)) = (&admitted.approved_by, &admitted.approval_id) {
+        if let Some(gate::Approved { id, approver }) = &admitted.approved {
             let reason = format!("approved by {approver} (approval {id})");
             self.audit_gate_call(&call_id, gate::gate_event(name, &who, gate::Stage::Approval, "allow", &reason)).await;
         }
         let started = Instant::now();
         let (tool, function) = name.split_once('.').unwrap_or((name, ""));
-        let record = self.host.call_tool_linked(tool, function, args, &who, Some(cancel.clone()), &call_id, admitted.approval_id.as_deref()).await;
+        let record = self.host.call_tool_linked(tool, function, args, &who, Some(cancel.clone()), &call_id, admitted.approved.as_ref().map(|a| a.id.as_str())).await;
         let outcome = record.outcome.as_ref().map_or_else(|e| e.code(), |_| "ok");
         let denials = record.denials.iter().map(|d| (d.kind.as_str(), 1)).chain(record.denials_summarized.iter().map(|s| (s.kind.as_str(), s.count)));
         self.metrics.record_call(name, outcome, started.elapsed(), denials);
