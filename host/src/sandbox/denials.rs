@@ -239,7 +239,12 @@ mod tests {
         let buf = Buf::default();
         let out = buf.clone();
         let subscriber = tracing_subscriber::fmt().with_writer(move || out.clone()).with_ansi(false).finish();
-        tracing::subscriber::with_default(subscriber, f);
+        tracing::subscriber::with_default(subscriber, || {
+            // A callsite first hit on another test thread (no subscriber
+            // there) may have cached "never"; ask again under this one.
+            tracing::callsite::rebuild_interest_cache();
+            f()
+        });
         let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
         text.lines().map(str::to_string).collect()
     }
