@@ -19,8 +19,9 @@ pub const KEY_ENV: &str = "WASMWARD_AUDIT_KEY";
 
 const MIN_KEY_BYTES: usize = 16;
 
+/// The key bytes (read by the tests) and the keyed HMAC state.
 #[derive(Clone)]
-pub struct AuditKey(Vec<u8>);
+pub struct AuditKey(#[cfg_attr(not(test), allow(dead_code))] Vec<u8>, Hmac<Sha256>);
 
 impl std::fmt::Debug for AuditKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -36,7 +37,7 @@ impl AuditKey {
                 bytes.len()
             )));
         }
-        Ok(AuditKey(bytes.to_vec()))
+        Ok(AuditKey::new(bytes))
     }
 
     pub fn from_hex(text: &str) -> Result<AuditKey> {
@@ -55,13 +56,38 @@ impl AuditKey {
         resolve(std::env::var(KEY_ENV).ok().as_deref(), db, true)
     }
 
+    fn new(bytes: &[u8]) -> AuditKey {
+        // The keyed state (inner and outer pads hashed) is made once and
+        // cloned per MAC.
+        let mac = Hmac::<Sha256>::new_from_slice(bytes).expect("hmac takes any key size");
+        AuditKey(bytes.to_vec(), mac)
+    }
+
     /// hex(HMAC-SHA256(key, parts...)).
     pub(super) fn mac_hex(&self, parts: &[&[u8]]) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("hmac takes any key size");
+        let mut out = String::with_capacity(64);
+        self.mac_hex_into(parts, &mut out);
+        out
+    }
+
+    /// Like [`AuditKey::mac_hex`], into `out` (cleared first).
+    pub(super) fn mac_hex_into(&self, parts: &[&[u8]], out: &mut String) {
+        let mut mac = self.1.clone();
         for p in parts {
             mac.update(p);
         }
-        hex::encode(mac.finalize().into_bytes())
+        out.clear();
+        hex_into(&mac.finalize().into_bytes(), out);
+    }
+}
+
+/// Appends the lowercase hex of `bytes` to `out` (what `hex::encode` gives).
+pub(super) fn hex_into(bytes: &[u8], out: &mut String) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(bytes.len() * 2);
+    for &b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 15)] as char);
     }
 }
 
@@ -100,7 +126,7 @@ fn create_key(path: &Path) -> Result<AuditKey> {
             f.write_all(format!("{}\n", hex::encode(bytes)).as_bytes())
                 .and_then(|_| f.sync_all())
                 .map_err(io_err(path))?;
-            Ok(AuditKey(bytes.to_vec()))
+            Ok(AuditKey::new(&bytes))
         }
         // Another process created it first: use theirs.
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -139,6 +165,21 @@ fn check_mode(_path: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mac_matches_rfc_4231_and_a_fresh_hmac() {
+        // RFC 4231 test case 2 (split in parts, as the chain feeds it).
+        let k = AuditKey::new(b"Jefe");
+        let want = "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
+        assert_eq!(k.mac_hex(&[b"what do ya ", b"want for nothing?"]), want);
+        let mut out = "stale".to_string();
+        k.mac_hex_into(&[b"what do ya want for nothing?"], &mut out);
+        assert_eq!(out, want);
+        let k = AuditKey::from_bytes(&[7u8; 32]).unwrap();
+        let mut fresh = Hmac::<Sha256>::new_from_slice(&[7u8; 32]).unwrap();
+        fresh.update(b"prev body");
+        assert_eq!(k.mac_hex(&[b"prev", b" body"]), hex::encode(fresh.finalize().into_bytes()));
+    }
 
     #[test]
     fn created_0600_then_reused() {

@@ -196,9 +196,53 @@ fn luhn(digits: &[u32]) -> bool {
 }
 
 fn ssn_ok(s: &str) -> bool {
+    // `\d` also matches non-ASCII digits, whose bytes the split below
+    // would cut through.
+    if !s.is_ascii() {
+        return true;
+    }
     let (area, rest) = s.split_at(3);
     let (group, serial) = (&rest[1..3], &rest[4..]);
     area != "000" && area != "666" && !area.starts_with('9') && group != "00" && serial != "0000"
+}
+
+/// Whether any built-in rule (or the IPv4 one) could match somewhere in
+/// `s`; `false` only when none can, so the regexes are skipped for the
+/// short plain strings most rows are made of (names, hex ids, outcomes).
+///
+/// Derived from the patterns in [`BUILTIN`] and [`IPV4`]; a test checks it
+/// against the regexes themselves. Any non-ASCII text goes to the regexes
+/// (`\d` and `\b` are Unicode-aware). In ASCII text:
+/// - every rule needs an ASCII digit, `@`, `-` or `_`, except `jwt`
+///   (`eyJ`) and `aws_access_key` (`AKIA`/`ASIA`);
+/// - in text of letters and digits only (no punctuation, so `\b` holds only
+///   at its ends) with a digit, only `aws_access_key` and `card` (the whole
+///   text 13–19 digits) can match.
+fn may_match_builtin(s: &str) -> bool {
+    let b = s.as_bytes();
+    let (mut digits, mut punct) = (0usize, false);
+    for (i, &c) in b.iter().enumerate() {
+        if c.is_ascii_digit() {
+            digits += 1;
+        } else if c.is_ascii_alphabetic() {
+            // The tail of `eyJ`, `AKIA`, `ASIA`.
+            let before = &b[..=i];
+            if (c == b'J' && before.ends_with(b"eyJ"))
+                || (c == b'A' && (before.ends_with(b"AKIA") || before.ends_with(b"ASIA")))
+            {
+                return true;
+            }
+        } else if !c.is_ascii() || matches!(c, b'@' | b'-' | b'_') {
+            return true;
+        } else {
+            punct = true;
+        }
+    }
+    if digits == 0 {
+        return false;
+    }
+    // (IPv4 needs dots: punctuation.)
+    punct || (digits == b.len() && (13..=19).contains(&digits))
 }
 
 /// Built-in rules plus the operator's `redact_patterns`. Cheap to clone.
@@ -233,6 +277,20 @@ impl Redactor {
 
     /// `s` with every match replaced; borrowed when nothing matched.
     pub fn redact_str<'a>(&self, s: &'a str) -> Cow<'a, str> {
+        let mut out = Cow::Borrowed(s);
+        if may_match_builtin(s) {
+            out = self.redact_builtin(s);
+        }
+        for re in &self.extra {
+            if let Cow::Owned(n) = re.replace_all(&out, "[REDACTED:custom]") {
+                out = Cow::Owned(n);
+            }
+        }
+        out
+    }
+
+    /// The built-in rules (and IPv4 when enabled) over `s`.
+    fn redact_builtin<'a>(&self, s: &'a str) -> Cow<'a, str> {
         let b = builtin();
         let mut out = Cow::Borrowed(s);
         // One pass of the set picks the few rules worth running.
@@ -243,11 +301,6 @@ impl Redactor {
             .chain(self.ipv4.then_some(&b.ipv4));
         for rule in rules {
             if let Cow::Owned(n) = rule.apply(&out) {
-                out = Cow::Owned(n);
-            }
-        }
-        for re in &self.extra {
-            if let Cow::Owned(n) = re.replace_all(&out, "[REDACTED:custom]") {
                 out = Cow::Owned(n);
             }
         }
@@ -378,6 +431,58 @@ mod tests {
         for (input, want) in CASES.iter().filter(|(i, w)| i == w) {
             assert!(matches!(r.redact_str(input), Cow::Borrowed(_)), "{want}");
         }
+    }
+
+    /// `may_match_builtin` may skip the regexes only where they would
+    /// change nothing: checked on the table, on every cut of it, and on
+    /// random strings over an alphabet of the characters the rules use.
+    #[test]
+    fn prefilter_skips_only_strings_no_rule_changes() {
+        let plain = Redactor::new(&[]).unwrap();
+        let ipv4 = Redactor::new(&[]).unwrap().with_ipv4(true);
+        let check = |s: &str| {
+            for r in [&plain, &ipv4] {
+                if !may_match_builtin(s) {
+                    assert!(matches!(r.redact_builtin(s), Cow::Borrowed(_)), "prefilter skipped {s:?}");
+                }
+            }
+        };
+        let mut skipped = 0;
+        for (input, _) in CASES {
+            check(input);
+            for (i, _) in input.char_indices() {
+                check(&input[i..]);
+                check(&input[..i]);
+            }
+        }
+        let alphabet: Vec<char> = "0123456789abcdefgAKISxyJeEhpou_-.@+( ): /=\"'\nk٤١".chars().collect();
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..200_000 {
+            let len = (next() % 24) as usize;
+            let s: String = (0..len).map(|_| alphabet[(next() % alphabet.len() as u64) as usize]).collect();
+            skipped += usize::from(!may_match_builtin(&s));
+            check(&s);
+        }
+        // Digit runs, hex ids and AWS-like keys around the edges.
+        for s in ["4111111111111111", "0123456789abcdef0123456789abcdef", "AKIAIOSFODNN7EXAMPLE", "x4111111111111111", "1234567890123456789"] {
+            check(s);
+        }
+        assert!(skipped > 1000, "the prefilter should skip something: {skipped}");
+        for s in ["bench", "text", "ok", "0123456789abcdef0123456789abcdef", &"ab".repeat(32)] {
+            assert!(!may_match_builtin(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn non_ascii_digits_in_an_ssn_shape_do_not_panic() {
+        let r = Redactor::new(&[]).unwrap();
+        assert_eq!(r.redact_str("ssn ١٢٣-٤٥-٦٧٨٩"), "ssn [REDACTED:ssn]");
     }
 
     #[test]

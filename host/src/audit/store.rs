@@ -17,12 +17,12 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde_json::{json, Value};
 
 use super::config::Durability;
 use super::error::{io_err, AuditError, Result};
-use super::event::AuditEvent;
+use super::event::{write_body, AuditEvent};
 use super::key::AuditKey;
 use super::redact::Redactor;
 
@@ -156,28 +156,31 @@ fn newest_slot(slots: Vec<Signed>) -> Signed {
     }
 }
 
-/// Writes the head checkpoint in place into `slot` (0 or 1) of `<db>.head`.
-/// Not fsynced (that would double the cost of a commit): after a power loss
-/// the checkpoint can only be stale (accepted) or unreadable (treated as
-/// missing at open). In place, because create + rename per batch cost up
-/// to a millisecond on the hot path.
-pub(super) fn write_head(db: &Path, key: &AuditKey, pos: &ChainPos, slot: u8) -> Result<()> {
-    use std::os::unix::fs::{FileExt, OpenOptionsExt};
-    let path = head_path(db);
+// The head checkpoint is written in place (see `Store::write_head`),
+// because create + rename per batch cost up to a millisecond on the hot path.
+/// Opens (creating it 0600) the head checkpoint file, to be written in
+/// place, and whether it must be laid out afresh (new, or the one-record
+/// layout): then both slots get the first checkpoint written.
+fn open_head(path: &Path) -> Result<(std::fs::File, bool)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new().create(true).write(true).truncate(false).mode(0o600).open(path).map_err(io_err(path))?;
+    let len = f.metadata().map_err(io_err(path))?.len();
+    let fresh = len != 2 * HEAD_SLOT as u64;
+    if fresh {
+        f.set_len(0).map_err(io_err(path))?;
+    }
+    Ok((f, fresh))
+}
+
+/// The slot text of a checkpoint: signed JSON padded to [`HEAD_SLOT`].
+fn head_text(path: &Path, key: &AuditKey, pos: &ChainPos) -> Result<String> {
     let mut text = signed_json(key, "head", pos);
     if text.len() >= HEAD_SLOT {
-        return Err(io_err(&path)(std::io::Error::other("head checkpoint does not fit its slot")));
+        return Err(io_err(path)(std::io::Error::other("head checkpoint does not fit its slot")));
     }
     text.extend(std::iter::repeat_n(' ', HEAD_SLOT - 1 - text.len()));
     text.push('\n');
-    let f = std::fs::OpenOptions::new().create(true).write(true).truncate(false).mode(0o600).open(&path).map_err(io_err(&path))?;
-    let len = f.metadata().map_err(io_err(&path))?.len();
-    if len != 2 * HEAD_SLOT as u64 {
-        // A new file, or the one-record layout: start both slots afresh.
-        f.set_len(0).map_err(io_err(&path))?;
-        f.write_all_at(text.as_bytes(), HEAD_SLOT as u64).map_err(io_err(&path))?;
-    }
-    f.write_all_at(text.as_bytes(), u64::from(slot % 2) * HEAD_SLOT as u64).map_err(io_err(&path))
+    Ok(text)
 }
 
 pub(super) fn read_anchor(conn: &Connection, key: &AuditKey) -> Result<Signed> {
@@ -200,8 +203,8 @@ pub(super) fn write_anchor(conn: &Connection, key: &AuditKey, pos: &ChainPos) ->
 
 pub(super) fn last_row(conn: &Connection) -> Result<Option<ChainPos>> {
     Ok(conn
+        .prepare_cached("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")?
         .query_row(
-            "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1",
             [],
             |r| {
                 Ok(ChainPos {
@@ -276,18 +279,19 @@ fn tail(conn: &Connection, key: &AuditKey, floor: &ChainPos) -> Result<ChainPos>
     })
 }
 
-/// An event waiting for its seq.
+/// One `record` call's events, waiting for their seqs (contiguous).
 pub(super) struct Pending {
     pub ts_ms: u64,
     pub call_id: String,
-    pub event: AuditEvent,
+    pub events: Vec<AuditEvent>,
 }
 
-/// A row as appended, for tracing.
-pub(super) struct Appended {
-    pub seq: u64,
-    pub kind: String,
-    pub body: String,
+/// A row of the last batch, for tracing: its body is
+/// `Store::bodies[body]`.
+struct Appended {
+    seq: u64,
+    kind: &'static str,
+    body: std::ops::Range<usize>,
 }
 
 /// The writer's connection.
@@ -303,6 +307,11 @@ pub(super) struct Store {
     head_slot: u8,
     /// The last committed position (for the checkpoint).
     head: ChainPos,
+    /// `<db>.head`, open for in-place writes once the first is done.
+    head_file: Option<std::fs::File>,
+    /// The bodies of the last batch, back to back (reused between batches).
+    bodies: Vec<u8>,
+    rows: Vec<Appended>,
 }
 
 impl Store {
@@ -365,69 +374,108 @@ impl Store {
             head: tail.clone(),
             floor,
             head_slot: 0,
+            head_file: None,
+            bodies: Vec::new(),
+            rows: Vec::new(),
         })
     }
 
-    /// Appends `items` in one transaction (redacting every string first),
-    /// then rewrites the head checkpoint. The tail is re-read inside the
-    /// transaction, so a second writer on the same file cannot fork the chain.
-    /// On error, `committed` tells whether the rows made it (only the
-    /// checkpoint failed) or the transaction was rolled back.
-    pub fn append(&mut self, items: &[Pending], redactor: &Redactor) -> Result<Vec<Appended>, AppendError> {
+    /// Appends the events of `items` in one transaction (redacting every
+    /// string first), then rewrites the head checkpoint. The tail is re-read
+    /// inside the transaction, so a second writer on the same file cannot
+    /// fork the chain. On error, `committed` tells whether the rows made it
+    /// (only the checkpoint failed) or the transaction was rolled back.
+    /// Returns the number of rows; [`Store::appended`] lists them.
+    pub fn append(&mut self, items: &[Pending], redactor: &Redactor) -> Result<usize, AppendError> {
         let rolled_back = |error: AuditError| AppendError { error, committed: false };
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| rolled_back(e.into()))?;
-        let mut pos = tail(&tx, &self.key, &self.floor).map_err(rolled_back)?;
-        let mut out = Vec::with_capacity(items.len());
-        {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO events(seq, ts_ms, kind, call_id, body, prev_hash, hash)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )
-                .map_err(|e| rolled_back(e.into()))?;
-            for item in items {
-                let seq = pos.seq + 1;
-                let stored = StoredRef {
-                    seq,
-                    ts_ms: item.ts_ms,
-                    call_id: &item.call_id,
-                    event: &item.event,
-                };
-                let mut v = serde_json::to_value(&stored).map_err(|e| rolled_back(e.into()))?;
-                redactor.redact_json(&mut v);
-                let call_id = v["call_id"].as_str().unwrap_or_default().to_string();
-                let kind = v["kind"].as_str().unwrap_or_default().to_string();
-                v.sort_all_objects();
-                let body = v.to_string();
-                let hash = self.key.mac_hex(&[pos.hash.as_bytes(), body.as_bytes()]);
-                insert
-                    .execute(params![
-                        seq as i64,
-                        stored.ts_ms as i64,
-                        kind,
-                        call_id,
-                        body,
-                        pos.hash,
-                        hash
-                    ])
-                    .map_err(|e| rolled_back(e.into()))?;
-                pos = ChainPos { seq, hash };
-                out.push(Appended { seq, kind, body });
+        self.bodies.clear();
+        self.rows.clear();
+        // BEGIN and COMMIT as cached statements: rusqlite's Transaction
+        // prepares both again for every batch.
+        self.conn.prepare_cached("BEGIN IMMEDIATE").and_then(|mut s| s.execute([])).map_err(|e| rolled_back(e.into()))?;
+        let pos = match self.insert(items, redactor) {
+            Ok(pos) => pos,
+            Err(e) => {
+                self.rollback();
+                return Err(rolled_back(e));
             }
+        };
+        if let Err(e) = self.conn.prepare_cached("COMMIT").and_then(|mut s| s.execute([])) {
+            self.rollback();
+            return Err(rolled_back(e.into()));
         }
-        tx.commit().map_err(|e| rolled_back(e.into()))?;
         self.head = pos;
         self.write_head().map_err(|error| AppendError { error, committed: true })?;
-        Ok(out)
+        Ok(self.rows.len())
+    }
+
+    /// Ends the open transaction, if any (a failed COMMIT may have ended it).
+    fn rollback(&self) {
+        if !self.conn.is_autocommit() {
+            if let Err(e) = self.conn.prepare_cached("ROLLBACK").and_then(|mut s| s.execute([])) {
+                tracing::warn!(target: "wasmward::audit", error = %e, "audit batch rollback failed");
+            }
+        }
+    }
+
+    /// Inserts the rows of `items` inside the open transaction; returns the
+    /// new tail.
+    fn insert(&mut self, items: &[Pending], redactor: &Redactor) -> Result<ChainPos> {
+        let mut pos = tail(&self.conn, &self.key, &self.floor)?;
+        let mut insert = self.conn.prepare_cached(
+            "INSERT INTO events(seq, ts_ms, kind, call_id, body, prev_hash, hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        let mut spare = String::with_capacity(64);
+        for item in items {
+            for event in &item.events {
+                let seq = pos.seq + 1;
+                let start = self.bodies.len();
+                let call_id = write_body(&mut self.bodies, seq, item.ts_ms, &item.call_id, event, redactor);
+                let body = std::str::from_utf8(&self.bodies[start..])
+                    .map_err(|e| AuditError::Write(format!("event body is not UTF-8: {e}")))?;
+                let mut hash = std::mem::take(&mut spare);
+                self.key.mac_hex_into(&[pos.hash.as_bytes(), body.as_bytes()], &mut hash);
+                let kind = event.kind();
+                insert.execute(params![seq as i64, item.ts_ms as i64, kind, call_id, body, pos.hash, hash])?;
+                spare = std::mem::replace(&mut pos.hash, hash);
+                pos.seq = seq;
+                self.rows.push(Appended { seq, kind, body: start..self.bodies.len() });
+            }
+        }
+        Ok(pos)
+    }
+
+    /// `(seq, kind, body)` of each row the last successful [`Store::append`] wrote.
+    pub fn appended(&self) -> impl Iterator<Item = (u64, &'static str, &str)> + '_ {
+        self.rows
+            .iter()
+            .map(|r| (r.seq, r.kind, std::str::from_utf8(&self.bodies[r.body.clone()]).unwrap_or("")))
     }
 
     /// Writes the head checkpoint of the last commit (again, after a
-    /// failure).
+    /// failure) in place into the next slot of `<db>.head`. Not fsynced
+    /// (that would double the cost of a commit): after a power loss the
+    /// checkpoint can only be stale (accepted) or unreadable (treated as
+    /// missing at open). The file stays open between batches (one pwrite
+    /// per batch); after a failed write it is opened again.
     pub fn write_head(&mut self) -> Result<()> {
-        write_head(&self.path, &self.key, &self.head, self.head_slot)?;
+        use std::os::unix::fs::FileExt;
+        let path = head_path(&self.path);
+        let text = head_text(&path, &self.key, &self.head)?;
+        let file = match self.head_file.take() {
+            Some(f) => f,
+            None => {
+                let (f, fresh) = open_head(&path)?;
+                if fresh {
+                    f.write_all_at(text.as_bytes(), HEAD_SLOT as u64).map_err(io_err(&path))?;
+                }
+                f
+            }
+        };
+        file.write_all_at(text.as_bytes(), u64::from(self.head_slot % 2) * HEAD_SLOT as u64)
+            .map_err(io_err(&path))?;
+        self.head_file = Some(file);
         self.head_slot ^= 1;
         Ok(())
     }
@@ -439,15 +487,3 @@ pub(super) struct AppendError {
     pub error: AuditError,
     pub committed: bool,
 }
-
-/// [`StoredEvent`](super::event::StoredEvent) by reference: the same JSON, without moving the event
-/// (a batch that fails is kept to be written again).
-#[derive(serde::Serialize)]
-struct StoredRef<'a> {
-    seq: u64,
-    ts_ms: u64,
-    call_id: &'a str,
-    #[serde(flatten)]
-    event: &'a AuditEvent,
-}
-

@@ -24,7 +24,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -33,13 +33,11 @@ use super::error::{AuditError, Result};
 use super::event::AuditEvent;
 use super::key::AuditKey;
 use super::redact::Redactor;
-use super::store::{Appended, Pending, Store};
+use super::store::{Pending, Store};
 
-/// Most events per transaction, and longest time spent gathering them.
+/// Most events per transaction (a batch takes whole records, so it can
+/// end a little past this).
 const MAX_BATCH_EVENTS: usize = 2048;
-const MAX_GATHER: Duration = Duration::from_millis(5);
-/// How long a batch waits for company when the last one had some.
-const LINGER: Duration = Duration::from_micros(300);
 /// How often a batch that failed is written again.
 pub const RETRY: Duration = Duration::from_millis(200);
 /// Most events held while the database cannot be written.
@@ -51,10 +49,7 @@ type Health = Arc<std::sync::Mutex<Option<String>>>;
 type Ack = oneshot::Sender<Result<(), String>>;
 
 enum Msg {
-    Events {
-        items: Vec<Pending>,
-        ack: Option<Ack>,
-    },
+    Events { record: Pending, ack: Option<Ack> },
     Shutdown,
 }
 
@@ -169,22 +164,15 @@ impl AuditLog {
         if events.is_empty() {
             return Ok(());
         }
-        let ts_ms = now_ms();
-        let items = events
-            .into_iter()
-            .map(|mut event| {
-                if let AuditEvent::Call(c) = &mut event {
-                    if !inner.record_arguments {
-                        c.args = None;
-                    }
+        let mut events = events;
+        if !inner.record_arguments {
+            for event in &mut events {
+                if let AuditEvent::Call(c) = event {
+                    c.args = None;
                 }
-                Pending {
-                    ts_ms,
-                    call_id: call_id.to_string(),
-                    event,
-                }
-            })
-            .collect();
+            }
+        }
+        let record = Pending { ts_ms: now_ms(), call_id: call_id.to_string(), events };
         let (ack, done) = match inner.durability {
             Durability::Commit | Durability::Fsync => {
                 let (a, d) = oneshot::channel();
@@ -194,7 +182,7 @@ impl AuditLog {
         };
         inner
             .tx
-            .send(Msg::Events { items, ack })
+            .send(Msg::Events { record, ack })
             .await
             .map_err(|_| AuditError::Closed)?;
         match done {
@@ -222,53 +210,45 @@ impl AuditLog {
     }
 }
 
+/// Group commit that pipelines: each batch is everything queued while the
+/// previous one was being committed (up to [`MAX_BATCH_EVENTS`]), so under
+/// load batches grow by themselves and a lone caller never waits for
+/// company.
 fn run(mut store: Store, mut rx: mpsc::Receiver<Msg>, redactor: Redactor, health: Health) {
-    // Under concurrent load a short wait for more events makes batches, and
-    // so commits, fewer; a lone caller never waits.
-    let mut busy = false;
-    // Events of batches that failed, oldest first, to be written again.
+    // Records of batches that failed, oldest first, to be written again.
     let mut held: Vec<Pending> = Vec::new();
     // The rows went in but the head checkpoint did not.
     let mut head_pending = false;
     let mut closed = false;
+    let mut acks: Vec<Ack> = Vec::new();
     loop {
         let failing = !held.is_empty() || head_pending;
         let mut items = std::mem::take(&mut held);
-        let mut acks = Vec::new();
+        let mut events: usize = items.iter().map(|p| p.events.len()).sum();
         if !failing {
             match rx.blocking_recv() {
-                Some(first) => take(first, &mut rx, &mut items, &mut acks),
+                Some(first) => take(first, &mut rx, &mut items, &mut events, &mut acks),
                 None => break,
             }
         } else {
             // Calls are refused meanwhile, but refusals and gate events
             // still come: take what is there, else wait before retrying.
             match rx.try_recv() {
-                Ok(first) => take(first, &mut rx, &mut items, &mut acks),
+                Ok(first) => take(first, &mut rx, &mut items, &mut events, &mut acks),
                 Err(mpsc::error::TryRecvError::Empty) => std::thread::sleep(RETRY),
                 Err(mpsc::error::TryRecvError::Disconnected) => closed = true,
             }
         }
-        let start = Instant::now();
-        let linger = if busy { LINGER } else { Duration::ZERO };
-        let mut messages = 1;
-        while items.len() < MAX_BATCH_EVENTS && start.elapsed() < MAX_GATHER {
+        while events < MAX_BATCH_EVENTS {
             match rx.try_recv() {
-                Ok(msg) => {
-                    messages += 1;
-                    take(msg, &mut rx, &mut items, &mut acks)
-                }
-                Err(mpsc::error::TryRecvError::Empty) if start.elapsed() < linger => {
-                    std::thread::sleep(Duration::from_micros(50))
-                }
+                Ok(msg) => take(msg, &mut rx, &mut items, &mut events, &mut acks),
                 Err(_) => break,
             }
         }
-        busy = messages > 1;
         let result = if items.is_empty() {
             if head_pending {
                 store.write_head().map_err(|error| super::store::AppendError { error, committed: true })
-                    .map(|()| Vec::new())
+                    .map(|()| 0)
             } else {
                 continue;
             }
@@ -276,12 +256,14 @@ fn run(mut store: Store, mut rx: mpsc::Receiver<Msg>, redactor: Redactor, health
             store.append(&items, &redactor)
         };
         let result = match result {
-            Ok(rows) => {
-                rows.iter().for_each(trace_row);
+            Ok(_) => {
+                if tracing::enabled!(target: "wasmward::audit", tracing::Level::WARN) {
+                    store.appended().for_each(trace_row);
+                }
                 head_pending = false;
                 let was = health.lock().unwrap_or_else(|e| e.into_inner()).take();
                 if let Some(why) = was {
-                    tracing::warn!(target: "wasmward::audit", events = items.len(), "audit log writable again (it failed: {why}); the held events are committed and calls are accepted");
+                    tracing::warn!(target: "wasmward::audit", events, "audit log writable again (it failed: {why}); the held events are committed and calls are accepted");
                 }
                 Ok(())
             }
@@ -290,15 +272,20 @@ fn run(mut store: Store, mut rx: mpsc::Receiver<Msg>, redactor: Redactor, health
                 if e.committed {
                     head_pending = true;
                 } else {
-                    let n = items.len();
                     held = items;
-                    if held.len() > MAX_HELD_EVENTS {
-                        let lost = held.len() - MAX_HELD_EVENTS;
-                        held.drain(..lost);
+                    if events > MAX_HELD_EVENTS {
+                        // Drop the oldest whole records past the bound.
+                        let mut lost = 0;
+                        let mut cut = 0;
+                        while events - lost > MAX_HELD_EVENTS && cut < held.len() {
+                            lost += held[cut].events.len();
+                            cut += 1;
+                        }
+                        held.drain(..cut);
                         tracing::error!(target: "wasmward::audit", lost, "audit events LOST: more than {MAX_HELD_EVENTS} are held while the database cannot be written");
                     }
                     if !failing {
-                        tracing::error!(target: "wasmward::audit", events = n, error = %why,
+                        tracing::error!(target: "wasmward::audit", events, error = %why,
                             "audit batch not committed: holding it and refusing calls until the database can be written (free disk space, raise [audit] max_db_mb, or run `wasmward audit prune`)");
                     }
                 }
@@ -306,12 +293,13 @@ fn run(mut store: Store, mut rx: mpsc::Receiver<Msg>, redactor: Redactor, health
                 Err(why)
             }
         };
-        for ack in acks {
+        for ack in acks.drain(..) {
             let _ = ack.send(result.clone());
         }
         if closed {
             if !held.is_empty() {
-                tracing::error!(target: "wasmward::audit", lost = held.len(), "audit events LOST at shutdown: the database still cannot be written");
+                let lost: usize = held.iter().map(|p| p.events.len()).sum();
+                tracing::error!(target: "wasmward::audit", lost, "audit events LOST at shutdown: the database still cannot be written");
             }
             break;
         }
@@ -319,13 +307,11 @@ fn run(mut store: Store, mut rx: mpsc::Receiver<Msg>, redactor: Redactor, health
     drop(store);
 }
 
-fn take(msg: Msg, rx: &mut mpsc::Receiver<Msg>, items: &mut Vec<Pending>, acks: &mut Vec<Ack>) {
+fn take(msg: Msg, rx: &mut mpsc::Receiver<Msg>, items: &mut Vec<Pending>, events: &mut usize, acks: &mut Vec<Ack>) {
     match msg {
-        Msg::Events {
-            items: mut batch,
-            ack,
-        } => {
-            items.append(&mut batch);
+        Msg::Events { record, ack } => {
+            *events += record.events.len();
+            items.push(record);
             acks.extend(ack);
         }
         // Closing keeps what is queued readable; later sends fail (Closed).
@@ -334,9 +320,8 @@ fn take(msg: Msg, rx: &mut mpsc::Receiver<Msg>, items: &mut Vec<Pending>, acks: 
 }
 
 /// Mirrors each committed (redacted) event to `tracing`.
-fn trace_row(row: &Appended) {
-    let (seq, body) = (row.seq, row.body.as_str());
-    match row.kind.as_str() {
+fn trace_row((seq, kind, body): (u64, &'static str, &str)) {
+    match kind {
         "denial" => tracing::warn!(target: "wasmward::audit", seq, kind = "denial", event = body),
         "gate" if body.contains("\"decision\":\"deny\"") => {
             tracing::warn!(target: "wasmward::audit", seq, kind = "gate", event = body)
