@@ -154,11 +154,16 @@ async fn measure_seq(setup: &Arc<Setup>, which: Which, n: usize) -> Stats {
 /// CPU time run so far by every thread named `wasmward-audit`, from
 /// `/proc/self/task/*/schedstat` (nanoseconds on CPU), keyed by tid.
 fn writer_cpu() -> Vec<(String, Duration)> {
+    thread_cpu("wasmward-audit")
+}
+
+/// CPU time of every thread whose (15-byte) name is `name`, keyed by tid.
+fn thread_cpu(name: &str) -> Vec<(String, Duration)> {
     let mut out = Vec::new();
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return out };
     for t in tasks.flatten() {
         let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
-        if comm.trim() != "wasmward-audit" {
+        if comm.trim() != name {
             continue;
         }
         let stat = std::fs::read_to_string(t.path().join("schedstat")).unwrap_or_default();
@@ -186,13 +191,14 @@ fn denial(i: usize) -> DenialEvent {
 /// Events/s through `AuditLog::record` with `recorders` concurrent tasks,
 /// each record being one call event and one denial event; and the writer
 /// thread's CPU time for them.
-async fn audit_throughput(dir: &Path, durability: Durability, recorders: usize, records: usize) -> (f64, Duration, Duration) {
+async fn audit_throughput(dir: &Path, durability: Durability, recorders: usize, records: usize) -> (f64, Duration, Duration, Duration) {
     let cfg = AuditConfig {
         path: dir.join(format!("audit-{durability:?}-{recorders}.db")),
         durability,
         ..AuditConfig::default()
     };
     let before = writer_cpu();
+    let ckpt_before: Duration = thread_cpu("wasmward-audit-").iter().map(|(_, d)| *d).sum();
     let log = AuditLog::open(&cfg).unwrap();
     let per = records / recorders;
     let start = Instant::now();
@@ -212,6 +218,7 @@ async fn audit_throughput(dir: &Path, durability: Durability, recorders: usize, 
         t.await.unwrap();
     }
     let mut after = writer_cpu();
+    let ckpt: Duration = thread_cpu("wasmward-audit-").iter().map(|(_, d)| *d).sum::<Duration>().saturating_sub(ckpt_before);
     log.shutdown().await.unwrap(); // everything committed
     let wall = start.elapsed();
     // The new writer thread: the one not there before (read just before the
@@ -219,7 +226,7 @@ async fn audit_throughput(dir: &Path, durability: Durability, recorders: usize, 
     // under-count at these sizes).
     after.retain(|(tid, _)| !before.iter().any(|(b, _)| b == tid));
     let cpu = after.iter().map(|(_, d)| *d).sum();
-    ((per * recorders * 2) as f64 / wall.as_secs_f64(), wall, cpu)
+    ((per * recorders * 2) as f64 / wall.as_secs_f64(), wall, cpu, ckpt)
 }
 
 /// The writer thread's CPU work per event, timed alone (mean over `n`):
@@ -324,17 +331,18 @@ fn audit_alone(rt: &tokio::runtime::Runtime, dir: &Path, audit_records: usize, d
     println!("writer core: events per second of the writer thread's own CPU time (target >= 150k):");
     for &durability in durabilities {
         for &recorders in recorder_counts {
-            let (eps, wall, cpu) = rt.block_on(audit_throughput(dir, durability, recorders, audit_records));
+            let (eps, wall, cpu, ckpt) = rt.block_on(audit_throughput(dir, durability, recorders, audit_records));
             let events = audit_records / recorders * recorders * 2;
             let core = if cpu.is_zero() { 0.0 } else { events as f64 / cpu.as_secs_f64() };
             println!(
-                "  {:<7} {recorders:>3} recorders: {:>9.0} events/s ({} events in {:.2} s); writer core {:>9.0} events/s ({:.2} µs/event)",
+                "  {:<7} {recorders:>3} recorders: {:>9.0} events/s ({} events in {:.2} s); writer core {:>9.0} events/s ({:.2} µs/event; checkpoint thread {:.2} µs/event)",
                 format!("{durability:?}").to_lowercase(),
                 eps,
                 events,
                 wall.as_secs_f64(),
                 core,
                 cpu.as_secs_f64() * 1e6 / events as f64,
+                ckpt.as_secs_f64() * 1e6 / events as f64,
             );
         }
     }

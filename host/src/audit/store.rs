@@ -279,6 +279,32 @@ fn tail(conn: &Connection, key: &AuditKey, floor: &ChainPos) -> Result<ChainPos>
     })
 }
 
+/// WAL size (pages) at which the writer checkpoints by itself.
+const WAL_BACKSTOP_PAGES: i64 = 16_384;
+/// WAL size (pages) above which the checkpoint thread restarts the WAL
+/// (briefly holding the writer) instead of a passive checkpoint.
+const WAL_RESTART_PAGES: i64 = 8_192;
+
+/// The checkpoint thread's connection to the log at `db`.
+pub(super) fn checkpoint_conn(db: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(conn)
+}
+
+/// Copies the committed WAL into the database without blocking the writer
+/// (PASSIVE); when the WAL has grown past [`WAL_RESTART_PAGES`] because
+/// passive checkpoints cannot catch up with a busy writer, a RESTART one
+/// (it waits for the writer's transaction, then lets the WAL start over).
+pub(super) fn checkpoint(conn: &Connection) -> Result<()> {
+    let (_busy, log, _done): (i64, i64, i64) =
+        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    if log > WAL_RESTART_PAGES {
+        conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))?;
+    }
+    Ok(())
+}
+
 /// One `record` call's events, waiting for their seqs (contiguous).
 pub(super) struct Pending {
     pub ts_ms: u64,
@@ -337,6 +363,11 @@ impl Store {
         };
         conn.pragma_update(None, "synchronous", sync)?;
         conn.execute_batch(SCHEMA)?;
+        // Checkpoints (copying the WAL into the database, and fsyncing it)
+        // run on their own thread (see `checkpoint`), not in the commit a
+        // caller waits for; this is the backstop should that thread fall
+        // behind or be missing.
+        conn.pragma_update(None, "wal_autocheckpoint", WAL_BACKSTOP_PAGES)?;
 
         let tail = tail(&conn, &key, &ChainPos::genesis())?;
         let floor = match read_head(path, &key)? {
@@ -407,6 +438,10 @@ impl Store {
         self.head = pos;
         self.write_head().map_err(|error| AppendError { error, committed: true })?;
         Ok(self.rows.len())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Ends the open transaction, if any (a failed COMMIT may have ended it).

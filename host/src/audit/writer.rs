@@ -214,7 +214,39 @@ impl AuditLog {
 /// previous one was being committed (up to [`MAX_BATCH_EVENTS`]), so under
 /// load batches grow by themselves and a lone caller never waits for
 /// company.
+/// Rows committed between two requests to the checkpoint thread (a few
+/// hundred WAL pages).
+const CHECKPOINT_EVERY_ROWS: usize = 2048;
+
+/// The checkpoint thread: checkpoints whenever the writer asks, until the
+/// writer drops its sender. `None` if it cannot start (the writer's own
+/// backstop autocheckpoint then does the work).
+fn start_checkpointer(db: &Path) -> Option<(std::sync::mpsc::SyncSender<()>, std::thread::JoinHandle<()>)> {
+    let conn = match super::store::checkpoint_conn(db) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(target: "wasmward::audit", error = %e, "audit checkpoint thread not started; the writer checkpoints by itself");
+            return None;
+        }
+    };
+    let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+    let handle = std::thread::Builder::new()
+        .name("wasmward-audit-ckpt".into())
+        .spawn(move || {
+            while rx.recv().is_ok() {
+                if let Err(e) = super::store::checkpoint(&conn) {
+                    tracing::warn!(target: "wasmward::audit", error = %e, "audit WAL checkpoint failed; retried after the next rows");
+                }
+            }
+        })
+        .map_err(|e| tracing::warn!(target: "wasmward::audit", error = %e, "audit checkpoint thread not started"))
+        .ok()?;
+    Some((tx, handle))
+}
+
 fn run(mut store: Store, mut rx: mpsc::Receiver<Msg>, redactor: Redactor, health: Health) {
+    let mut checkpointer = start_checkpointer(store.path());
+    let mut since_checkpoint = 0;
     // Records of batches that failed, oldest first, to be written again.
     let mut held: Vec<Pending> = Vec::new();
     // The rows went in but the head checkpoint did not.
@@ -256,7 +288,15 @@ fn run(mut store: Store, mut rx: mpsc::Receiver<Msg>, redactor: Redactor, health
             store.append(&items, &redactor)
         };
         let result = match result {
-            Ok(_) => {
+            Ok(rows) => {
+                since_checkpoint += rows;
+                if since_checkpoint >= CHECKPOINT_EVERY_ROWS {
+                    if let Some((tx, _)) = &checkpointer {
+                        // Full: a checkpoint is already asked for.
+                        let _ = tx.try_send(());
+                    }
+                    since_checkpoint = 0;
+                }
                 if tracing::enabled!(target: "wasmward::audit", tracing::Level::WARN) {
                     store.appended().for_each(trace_row);
                 }
@@ -303,6 +343,12 @@ fn run(mut store: Store, mut rx: mpsc::Receiver<Msg>, redactor: Redactor, health
             }
             break;
         }
+    }
+    // The checkpoint thread closes its connection first, so the writer's,
+    // the last, checkpoints and removes the WAL as before.
+    if let Some((tx, handle)) = checkpointer.take() {
+        drop(tx);
+        let _ = handle.join();
     }
     drop(store);
 }
