@@ -1,6 +1,8 @@
 //! The batched writer: one thread owns the SQLite connection (rusqlite is
 //! blocking) and commits whatever is queued in one transaction (group
-//! commit), so concurrent calls share one fsync.
+//! commit), so concurrent calls share one commit (and one fsync). A second
+//! thread, with its own connection, checkpoints the WAL into the database
+//! off the commit path.
 //!
 //! Fail closed: a batch that cannot be committed (disk full, read-only
 //! file system, `[audit] max_db_mb` reached) is kept, in order, and written
@@ -210,10 +212,6 @@ impl AuditLog {
     }
 }
 
-/// Group commit that pipelines: each batch is everything queued while the
-/// previous one was being committed (up to [`MAX_BATCH_EVENTS`]), so under
-/// load batches grow by themselves and a lone caller never waits for
-/// company.
 /// Rows committed between two requests to the checkpoint thread (a few
 /// hundred WAL pages).
 const CHECKPOINT_EVERY_ROWS: usize = 2048;
@@ -244,6 +242,10 @@ fn start_checkpointer(db: &Path) -> Option<(std::sync::mpsc::SyncSender<()>, std
     Some((tx, handle))
 }
 
+/// The writer thread. Group commit that pipelines: each batch is everything
+/// queued while the previous one was being committed (up to
+/// [`MAX_BATCH_EVENTS`]), so under load batches grow by themselves and a
+/// lone caller never waits for company.
 fn run(mut store: Store, mut rx: mpsc::Receiver<Msg>, redactor: Redactor, health: Health) {
     let mut checkpointer = start_checkpointer(store.path());
     let mut since_checkpoint = 0;
