@@ -5,13 +5,19 @@
 //! (`<key>.revoked`), re-read whenever it changes, so `wasmward token
 //! revoke` takes effect on a running server. Issued tokens are logged
 //! (claims only, never the token) in `<key>.issued` for `token list`.
+//!
+//! A token whose signature checked is remembered (the exact token string →
+//! its claims, at most [`MAX_VERIFIED`]), so an agent's next request skips
+//! the MAC, base64 and JSON work. Expiry and revocation are still checked
+//! on every request, against the clock and the revocation file as before:
+//! only what cannot change (the signed bytes under this key) is cached.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -20,6 +26,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 const PREFIX: &str = "ww1.";
 /// Tokens longer than this are refused unparsed.
 const MAX_TOKEN_LEN: usize = 8192;
+
+/// Verified tokens remembered at once; past this the memory is cleared
+/// (only tokens signed with this key get in, so it stays small).
+pub const MAX_VERIFIED: usize = 1024;
 
 /// What a token says, all of it signed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,9 +73,14 @@ pub fn now_secs() -> u64 {
 
 /// The signing key and the revocation list beside it.
 pub struct TokenKey {
-    key: Vec<u8>,
+    /// The HMAC keyed once (its inner and outer pads), cloned per use.
+    keyed: Hmac<Sha256>,
     path: PathBuf,
+    /// `<key>.revoked`.
+    revoked_path: PathBuf,
     revoked: Mutex<Revoked>,
+    /// Tokens whose signature checked → their claims.
+    verified: Mutex<HashMap<String, Claims>>,
 }
 
 #[derive(Default)]
@@ -99,7 +114,9 @@ impl TokenKey {
             .ok()
             .filter(|k| k.len() >= 32)
             .ok_or_else(|| format!("token key {} is not at least 32 hex-encoded bytes; delete it to create a new one (this invalidates every token)", path.display()))?;
-        Ok(TokenKey { key, path: path.to_path_buf(), revoked: Mutex::default() })
+        let keyed = Hmac::<Sha256>::new_from_slice(&key).expect("HMAC takes keys of any length");
+        let revoked_path = sidecar(path, "revoked");
+        Ok(TokenKey { keyed, path: path.to_path_buf(), revoked_path, revoked: Mutex::default(), verified: Mutex::default() })
     }
 
     pub fn path(&self) -> &Path {
@@ -107,7 +124,7 @@ impl TokenKey {
     }
 
     fn mac(&self) -> Hmac<Sha256> {
-        Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes keys of any length")
+        self.keyed.clone()
     }
 
     /// Signs `claims` into a token string.
@@ -134,7 +151,9 @@ impl TokenKey {
         Ok((self.sign(&claims), claims))
     }
 
-    /// Checks signature (constant time), then expiry, then revocation.
+    /// Checks signature (constant time), then expiry, then revocation. A
+    /// token seen before skips the signature check (see the module docs);
+    /// expiry and revocation are checked every time.
     pub fn verify(&self, token: &str, now: u64) -> Result<Claims, TokenError> {
         if token.is_empty() {
             return Err(TokenError::Missing);
@@ -142,6 +161,30 @@ impl TokenKey {
         if token.len() > MAX_TOKEN_LEN {
             return Err(TokenError::Malformed("too long"));
         }
+        let known = self.verified.lock().unwrap_or_else(|e| e.into_inner()).get(token).cloned();
+        let claims = match known {
+            Some(c) => c,
+            None => {
+                let c = self.check_signature(token)?;
+                let mut v = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+                if v.len() >= MAX_VERIFIED {
+                    v.clear();
+                }
+                v.insert(token.to_string(), c.clone());
+                c
+            }
+        };
+        if now >= claims.exp {
+            return Err(TokenError::Expired { id: claims.id, exp: claims.exp });
+        }
+        if self.is_revoked(&claims.id) {
+            return Err(TokenError::Revoked { id: claims.id });
+        }
+        Ok(claims)
+    }
+
+    /// The claims of a well-formed token signed with this key.
+    fn check_signature(&self, token: &str) -> Result<Claims, TokenError> {
         let rest = token.strip_prefix(PREFIX).ok_or(TokenError::Malformed("does not start with ww1."))?;
         let (claims_b64, mac_b64) = rest.split_once('.').ok_or(TokenError::Malformed("expected ww1.<claims>.<signature>"))?;
         let sig = B64.decode(mac_b64).map_err(|_| TokenError::Malformed("signature is not base64url"))?;
@@ -150,14 +193,7 @@ impl TokenKey {
         mac.update(claims_b64.as_bytes());
         mac.verify_slice(&sig).map_err(|_| TokenError::BadSignature)?;
         let raw = B64.decode(claims_b64).map_err(|_| TokenError::Malformed("claims are not base64url"))?;
-        let claims: Claims = serde_json::from_slice(&raw).map_err(|_| TokenError::Malformed("claims are not valid JSON"))?;
-        if now >= claims.exp {
-            return Err(TokenError::Expired { id: claims.id, exp: claims.exp });
-        }
-        if self.is_revoked(&claims.id) {
-            return Err(TokenError::Revoked { id: claims.id });
-        }
-        Ok(claims)
+        serde_json::from_slice(&raw).map_err(|_| TokenError::Malformed("claims are not valid JSON"))
     }
 
     /// Adds `id` to the revocation file.
@@ -169,11 +205,11 @@ impl TokenKey {
     }
 
     pub fn is_revoked(&self, id: &str) -> bool {
-        let path = self.sidecar("revoked");
-        let stamp = std::fs::metadata(&path).ok().and_then(|m| Some((m.modified().ok()?, m.len())));
+        let path = &self.revoked_path;
+        let stamp = std::fs::metadata(path).ok().and_then(|m| Some((m.modified().ok()?, m.len())));
         let mut r = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
         if stamp != r.stamp {
-            match std::fs::read_to_string(&path) {
+            match std::fs::read_to_string(path) {
                 Ok(text) => r.ids = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect(),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => r.ids.clear(),
                 // Fail closed: an unreadable revocation list refuses every token.
@@ -205,10 +241,15 @@ impl TokenKey {
     }
 
     fn sidecar(&self, ext: &str) -> PathBuf {
-        let mut p = self.path.clone().into_os_string();
-        p.push(format!(".{ext}"));
-        PathBuf::from(p)
+        sidecar(&self.path, ext)
     }
+}
+
+/// `<path>.<ext>`.
+fn sidecar(path: &Path, ext: &str) -> PathBuf {
+    let mut p = path.to_path_buf().into_os_string();
+    p.push(format!(".{ext}"));
+    PathBuf::from(p)
 }
 
 fn append_line(path: &Path, line: &str) -> Result<(), String> {
@@ -320,6 +361,38 @@ mod tests {
         assert_eq!(listed.len(), 2);
         assert!(listed[0].1 && !listed[1].1);
         assert!(cli.revoke("not hex!").is_err());
+    }
+
+    #[test]
+    fn a_remembered_token_is_still_checked_for_expiry_and_revocation() {
+        let (dir, k) = key();
+        let (tok, c) = k.issue("a", vec!["*".into()], 60, false).unwrap();
+        let now = now_secs();
+        // Seen once: remembered.
+        assert_eq!(k.verify(&tok, now).unwrap(), c);
+        assert!(k.verified.lock().unwrap().contains_key(&tok));
+        // Expiry is against the clock of each request.
+        assert_eq!(k.verify(&tok, c.exp), Err(TokenError::Expired { id: c.id.clone(), exp: c.exp }));
+        assert!(k.verify(&tok, now).is_ok());
+        // A revocation by another process applies at the next request.
+        TokenKey::open(&dir.path().join("k")).unwrap().revoke(&c.id).unwrap();
+        assert_eq!(k.verify(&tok, now), Err(TokenError::Revoked { id: c.id.clone() }));
+        // An altered copy of a remembered token is checked in full.
+        let (body, sig) = tok.rsplit_once('.').unwrap();
+        let mut bad = sig.to_string();
+        bad.replace_range(0..1, if sig.starts_with('A') { "B" } else { "A" });
+        assert_eq!(k.verify(&format!("{body}.{bad}"), now), Err(TokenError::BadSignature));
+        assert_eq!(k.verify(&format!("{tok}x"), now), Err(TokenError::BadSignature));
+        // Refused tokens are not remembered; the memory is bounded.
+        assert_eq!(k.verified.lock().unwrap().len(), 1);
+        for i in 0..(MAX_VERIFIED + 10) {
+            let c = Claims { id: format!("{i:x}"), name: "n".into(), tools: vec![], admin: false, iat: 0, exp: now + 60 };
+            assert!(k.verify(&k.sign(&c), now).is_ok());
+        }
+        assert!(k.verified.lock().unwrap().len() <= MAX_VERIFIED);
+        // Another key's handle remembers nothing of this one's tokens.
+        let other = TokenKey::open_or_create(&dir.path().join("other")).unwrap();
+        assert_eq!(other.verify(&tok, now), Err(TokenError::BadSignature));
     }
 
     #[test]

@@ -73,24 +73,28 @@ pub fn router(server: Arc<Server>, cfg: ServerConfig, ct: CancellationToken) -> 
     let state = AppState { server, cfg: Arc::new(cfg), sessions, owners: Arc::default() };
     let mcp = tower::Layer::layer(&middleware::from_fn_with_state(state.clone(), mcp_edges), mcp);
 
+    // Two middleware calls per request, not one per check: `edge` around
+    // the whole router (error shape, Host, HTTPS), `authenticate` around the
+    // routes that need a token (it also applies the MCP session limits).
+    // Each `from_fn` layer costs a clone of the service below it, boxed,
+    // and a boxed future per request.
     let authed = Router::new()
         .route("/v1/tools", get(list_tools))
         .route("/v1/tools/{name}/call", post(call_tool))
         .route("/v1/admin/approvals", get(list_approvals))
         .route("/v1/admin/approvals/{id}/{decision}", post(decide_approval))
         .nest_service("/mcp", mcp)
-        .layer(middleware::from_fn_with_state(state.clone(), limit_sessions))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate));
-    let mut app = Router::new()
+    let inner = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/.well-known/oauth-protected-resource", get(protected_resource))
         .route("/.well-known/oauth-protected-resource/{*path}", get(protected_resource))
         .merge(authed)
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), require_https))
-        .layer(middleware::from_fn_with_state(state.clone(), check_host))
-        .layer(middleware::from_fn(json_errors));
+        .with_state(state.clone());
+    let checked = tower::Layer::layer(&middleware::from_fn_with_state(state.clone(), edge), inner);
+    let mut app = Router::new().fallback_service(checked);
     if !state.cfg.cors_origins.is_empty() {
         let origins: Vec<HeaderValue> = state.cfg.cors_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
         let cors = tower_http::cors::CorsLayer::new()
@@ -106,17 +110,40 @@ pub fn router(server: Arc<Server>, cfg: ServerConfig, ct: CancellationToken) -> 
             .expose_headers([header::HeaderName::from_static("mcp-session-id"), header::RETRY_AFTER]);
         app = app.layer(cors);
     }
-    app.with_state(state)
+    app
+}
+
+/// What every request passes first, in this order: the JSON error shape
+/// around everything ([`json_errors`]), then the `Host` check
+/// ([`check_host`]), then `require_https`.
+async fn edge(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let resp = if let Some((e, events)) = check_host(&st, &req) {
+        for event in events {
+            st.server.audit_gate(event).await;
+        }
+        e.into_response()
+    } else if let Some(refused) = require_https(&st, &req) {
+        refused
+    } else {
+        next.run(req).await
+    };
+    json_errors(resp).await
 }
 
 /// DNS-rebinding protection: the `Host` must be one the operator listed.
-async fn check_host(State(st): State<AppState>, req: Request, next: Next) -> Response {
+/// The refusal, if any, and the audit events to record for it.
+fn check_host(st: &AppState, req: &Request) -> Option<(ApiError, Vec<crate::audit::AuditEvent>)> {
     if st.cfg.allowed_hosts.is_empty() {
-        return next.run(req).await;
+        return None;
     }
-    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_string).or_else(|| req.uri().authority().map(|a| a.to_string()));
+    let host: Option<std::borrow::Cow<'_, str>> = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(std::borrow::Cow::Borrowed)
+        .or_else(|| req.uri().authority().map(|a| a.to_string().into()));
     match host {
-        Some(h) if host_allowed(&st.cfg.allowed_hosts, &h) => next.run(req).await,
+        Some(h) if host_allowed(&st.cfg.allowed_hosts, &h) => None,
         other => {
             let e = ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -127,10 +154,8 @@ async fn check_host(State(st): State<AppState>, req: Request, next: Next) -> Res
             let ip = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
             let source = unauth::source_key(ip);
             st.server.metrics.record_http_refusal(&e.code);
-            for event in st.server.unauthenticated.note_at(gate::Stage::Transport, &source, "host_not_allowed", &e.message, req.uri().path(), Instant::now()) {
-                st.server.audit_gate(event).await;
-            }
-            e.into_response()
+            let events = st.server.unauthenticated.note_at(gate::Stage::Transport, &source, "host_not_allowed", &e.message, req.uri().path(), Instant::now());
+            Some((e, events))
         }
     }
 }
@@ -181,8 +206,7 @@ pub fn error_for_status(status: StatusCode, text: &str) -> ApiError {
 /// Every error response on every route has the documented JSON shape:
 /// anything else (a plain-text or empty error body) is replaced by
 /// [`error_for_status`], headers such as `Allow` kept.
-async fn json_errors(req: Request, next: Next) -> Response {
-    let resp = next.run(req).await;
+async fn json_errors(resp: Response) -> Response {
     let status = resp.status();
     if !(status.is_client_error() || status.is_server_error()) || is_json_or_sse(resp.headers()) {
         return resp;
@@ -262,12 +286,10 @@ async fn mcp_edges(State(st): State<AppState>, req: Request, next: Next) -> Resp
 /// `host` (`name`, `name:port`, `[v6]:port`) against the allowed list: an
 /// entry without a port matches any port.
 pub fn host_allowed(allowed: &[String], host: &str) -> bool {
-    let host = host.trim().to_ascii_lowercase();
-    let (name, port) = split_host(&host);
+    let (name, port) = split_host(host.trim());
     allowed.iter().any(|a| {
-        let a = a.to_ascii_lowercase();
-        let (an, ap) = split_host(&a);
-        an == name && (ap.is_none() || ap == port)
+        let (an, ap) = split_host(a);
+        an.eq_ignore_ascii_case(name) && (ap.is_none() || ap == port)
     })
 }
 
@@ -284,19 +306,23 @@ fn split_host(h: &str) -> (&str, Option<&str>) {
     }
 }
 
-async fn require_https(State(st): State<AppState>, req: Request, next: Next) -> Response {
+/// `require_https`: the refusal of a request that did not come through
+/// the TLS proxy, if it is one.
+fn require_https(st: &AppState, req: &Request) -> Option<Response> {
     if st.cfg.require_https && req.uri().path() != "/healthz" {
         let proto = req.headers().get("x-forwarded-proto").and_then(|v| v.to_str().ok()).unwrap_or("");
         if !proto.eq_ignore_ascii_case("https") {
-            return ApiError::new(
-                StatusCode::FORBIDDEN,
-                "https_required",
-                "this server requires HTTPS ([server] require_https = true); connect through the TLS proxy that sets X-Forwarded-Proto: https",
-            )
-            .into_response();
+            return Some(
+                ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "https_required",
+                    "this server requires HTTPS ([server] require_https = true); connect through the TLS proxy that sets X-Forwarded-Proto: https",
+                )
+                .into_response(),
+            );
         }
     }
-    next.run(req).await
+    None
 }
 
 /// Bearer token → `Caller` in the request extensions. Refusals are
@@ -315,7 +341,7 @@ async fn authenticate(State(st): State<AppState>, mut req: Request, next: Next) 
                 };
             }
             req.extensions_mut().insert(caller);
-            let mut resp = next.run(req).await;
+            let mut resp = limit_sessions(&st, req, next).await;
             if let Some((o, scopes)) = more.filter(|(_, s)| !s.is_empty() && resp.status() == StatusCode::FORBIDDEN) {
                 resp.headers_mut().insert(header::WWW_AUTHENTICATE, o.scope_challenge(&scopes));
             }
@@ -371,8 +397,9 @@ fn bearer(h: &HeaderMap) -> Option<&str> {
 
 /// `max_sessions`: a new MCP session (a POST without `Mcp-Session-Id`)
 /// is refused with 503 when the table is full, and with 429 when the
-/// caller's token already holds `max_sessions_per_token`.
-async fn limit_sessions(State(st): State<AppState>, req: Request, next: Next) -> Response {
+/// caller's token already holds `max_sessions_per_token`. Called by
+/// [`authenticate`] once the caller is known.
+async fn limit_sessions(st: &AppState, req: Request, next: Next) -> Response {
     if !(req.uri().path().starts_with("/mcp") && req.method() == Method::POST && !req.headers().contains_key("mcp-session-id")) {
         return next.run(req).await;
     }
@@ -385,7 +412,7 @@ async fn limit_sessions(State(st): State<AppState>, req: Request, next: Next) ->
             "too_many_sessions",
             format!("{open} MCP sessions are open, the [server] max_sessions limit; close one (DELETE /mcp) or retry later"),
         );
-        return refuse_transport(&st, caller.as_ref(), "/mcp", e).await;
+        return refuse_transport(st, caller.as_ref(), "/mcp", e).await;
     }
     let owner = caller.as_ref().map(|c| c.token_id.clone().unwrap_or_else(|| c.name.clone())).unwrap_or_default();
     let cap = st.cfg.sessions_per_token();
@@ -405,7 +432,7 @@ async fn limit_sessions(State(st): State<AppState>, req: Request, next: Next) ->
         }
     };
     if let Some(e) = refused {
-        return refuse_transport(&st, caller.as_ref(), "/mcp", e).await;
+        return refuse_transport(st, caller.as_ref(), "/mcp", e).await;
     }
     let opening = Opening { owners: st.owners.clone(), owner };
     let resp = next.run(req).await;
@@ -482,7 +509,7 @@ async fn call_tool(
     axum::Extension(caller): axum::Extension<Caller>,
     Path(name): Path<String>,
     body: Body,
-) -> Result<Json<Value>, Response> {
+) -> Result<Response, Response> {
     let limit = st.cfg.max_request_body_bytes;
     let bytes = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,
@@ -498,7 +525,13 @@ async fn call_tool(
     call_with_body(st, caller, name, bytes).await.map_err(IntoResponse::into_response)
 }
 
-async fn call_with_body(st: AppState, caller: Caller, name: String, bytes: axum::body::Bytes) -> Result<Json<Value>, ApiError> {
+/// `{"result": ...}`, serialised straight from the result.
+#[derive(serde::Serialize)]
+struct Answer<'a> {
+    result: &'a Value,
+}
+
+async fn call_with_body(st: AppState, caller: Caller, name: String, bytes: axum::body::Bytes) -> Result<Response, ApiError> {
     let args: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
         json!({})
     } else {
@@ -513,7 +546,7 @@ async fn call_with_body(st: AppState, caller: Caller, name: String, bytes: axum:
     // it, and it is recorded either way. `name` may be any spelling; the
     // server resolves it to the canonical one before the gate.
     let result = st.server.call(caller, name, args, None).await?;
-    Ok(Json(json!({ "result": result })))
+    Ok(Json(Answer { result: &result }).into_response())
 }
 
 async fn admin(st: &AppState, caller: &Caller, what: &str) -> Result<(), ApiError> {

@@ -21,7 +21,9 @@ struct Histogram {
 
 #[derive(Default)]
 struct Tables {
-    calls: BTreeMap<(String, String), u64>,
+    /// Tool → outcome → calls (nested so that a call looks its counters up
+    /// without allocating).
+    calls: BTreeMap<String, BTreeMap<String, u64>>,
     denials: BTreeMap<(String, String), u64>,
     gate: BTreeMap<(String, String), u64>,
     /// Requests refused by the HTTP layer, by error code.
@@ -73,12 +75,25 @@ impl Metrics {
     /// denials by capability.
     /// `denials`: (kind, how many) pairs, summarised denials included.
     pub fn record_call<'k>(&self, tool: &str, outcome: &str, took: Duration, denials: impl Iterator<Item = (&'k str, u64)>) {
-        let mut t = self.tables();
-        *t.calls.entry((tool.into(), outcome.into())).or_default() += 1;
+        let mut guard = self.tables();
+        let t = &mut *guard;
+        if !t.calls.contains_key(tool) {
+            t.calls.insert(tool.into(), BTreeMap::new());
+        }
+        let by_outcome = t.calls.get_mut(tool).expect("inserted above");
+        match by_outcome.get_mut(outcome) {
+            Some(n) => *n += 1,
+            None => {
+                by_outcome.insert(outcome.into(), 1);
+            }
+        }
         for (kind, n) in denials {
             *t.denials.entry((tool.into(), kind.into())).or_default() += n;
         }
-        let h = t.latency.entry(tool.into()).or_default();
+        if !t.latency.contains_key(tool) {
+            t.latency.insert(tool.into(), Histogram::default());
+        }
+        let h = t.latency.get_mut(tool).expect("inserted above");
         let secs = took.as_secs_f64();
         for (i, b) in BUCKETS.iter().enumerate() {
             if secs <= *b {
@@ -122,7 +137,8 @@ impl Metrics {
                 let _ = writeln!(o, "{name}{{{}=\"{}\",{}=\"{}\"}} {v}", labels.0, esc(a), labels.1, esc(b));
             }
         };
-        counter(&mut o, "wasmward_calls_total", "Tool calls that reached the runtime, by outcome (ok or an error code).", ("tool", "outcome"), &t.calls);
+        let calls: BTreeMap<(String, String), u64> = t.calls.iter().flat_map(|(tool, m)| m.iter().map(move |(o, n)| ((tool.clone(), o.clone()), *n))).collect();
+        counter(&mut o, "wasmward_calls_total", "Tool calls that reached the runtime, by outcome (ok or an error code).", ("tool", "outcome"), &calls);
         counter(&mut o, "wasmward_denials_total", "Capability uses refused by the sandbox, by capability kind.", ("tool", "kind"), &t.denials);
         counter(&mut o, "wasmward_gate_refusals_total", "Requests refused by the gate, by stage.", ("tool", "stage"), &t.gate);
         let _ = writeln!(o, "# HELP wasmward_http_refusals_total Requests refused by the HTTP layer (Host, Origin, body size, MCP session limits), by error code.\n# TYPE wasmward_http_refusals_total counter");
