@@ -16,7 +16,8 @@
 //! 2. HTTP API throughput: `POST /v1/tools/text.greet/call` at
 //!    concurrency 32 for a few seconds (`SERVE_HTTP_API=0` skips it).
 //!
-//! `SERVE_CALLS` (default 3000) sets the calls per measurement,
+//! `SERVE_CALLS` (default 3000) sets the calls per measurement (each stops
+//! after `SERVE_CELL_SECS`, default 10, with the calls answered by then),
 //! `SERVE_ONLY=stdio|http` one transport; `WASMWARD_BASELINE_BIN` adds rows
 //! for another `wasmward` build (before/after in one run). Needs the example tools
 //! (scripts/build-tools.sh).
@@ -215,7 +216,12 @@ impl StdioClient {
             self.stdin.write_all(&call_line(first + sent as u64, tool)).unwrap();
             sent += 1;
         }
+        let deadline = started + cell_limit();
+        let mut calls = calls;
         while lat.len() < calls {
+            if sent < calls && Instant::now() > deadline {
+                calls = sent; // the rest are not sent: wait for those in flight
+            }
             line.clear();
             let n = self.stdout.read_until(b'\n', &mut line).unwrap();
             assert!(n > 0, "{}: the server closed its stdout", self.what);
@@ -321,7 +327,11 @@ async fn http_run(t: Arc<HttpTarget>, sid: Arc<String>, tool: &str, calls: usize
         tasks.push(tokio::spawn(async move {
             let mut c = connect(&t.addr).await;
             let mut lat = Vec::with_capacity(n);
+            let deadline = started + cell_limit();
             for i in 0..n {
+                if Instant::now() > deadline {
+                    break;
+                }
                 let body = call_line((w * 1_000_000 + i + 1) as u64, &tool);
                 let at = Instant::now();
                 let (_, r) = post(&mut c, &t, Some(&sid), body).await;
@@ -337,6 +347,12 @@ async fn http_run(t: Arc<HttpTarget>, sid: Arc<String>, tool: &str, calls: usize
         lat.extend(t.await.unwrap());
     }
     stats(lat, started.elapsed())
+}
+
+/// The longest a measurement runs (`SERVE_CELL_SECS`, default 10): a
+/// slow server answers fewer calls.
+fn cell_limit() -> Duration {
+    Duration::from_secs(env_usize("SERVE_CELL_SECS", 10) as u64)
 }
 
 /// Reads a child's stderr until it says `listening on http://ADDR`.
@@ -653,12 +669,12 @@ fn main() {
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     if only != "http" {
         let rows: Vec<Row> = kinds.iter().map(|(n, k)| measure_stdio(n, k, calls)).collect();
-        print_table(&format!("MCP stdio, `tools/call` greet ({calls} calls per cell after a warm-up, minimal client, {cpus} CPUs)"), &rows);
+        print_table(&format!("MCP stdio, `tools/call` greet ({calls} calls per cell or {} s, after a warm-up, minimal client, {cpus} CPUs)", cell_limit().as_secs()), &rows);
     }
     if only != "stdio" {
         let rows: Vec<Row> = kinds.iter().map(|(n, k)| measure_http(&rt, n, k, calls)).collect();
         print_table(
-            &format!("MCP streamable HTTP, POST /mcp in one session, `tools/call` greet ({calls} calls per cell, one HTTP/1.1 connection per call in flight, {cpus} CPUs)"),
+            &format!("MCP streamable HTTP, POST /mcp in one session, `tools/call` greet ({calls} calls per cell or {} s, one HTTP/1.1 connection per call in flight, {cpus} CPUs)", cell_limit().as_secs()),
             &rows,
         );
     }

@@ -175,11 +175,29 @@ impl FastCalls {
         }
         let meta = std::mem::take(request.get_meta_mut());
         let ClientRequest::CallToolRequest(call) = request else { unreachable!("checked above") };
+        self.spawn_call(id, call.params.name.to_string(), call.params.arguments, meta.get_progress_token(), out);
+        None
+    }
+
+    /// Whether a `tools/call` may take the fast path now.
+    fn on(&self) -> bool {
+        self.state.load(Ordering::Acquire) == ON
+    }
+
+    /// Runs one `tools/call` in its own task and writes its answer.
+    fn spawn_call<W: AsyncWrite + Unpin + Send + 'static>(
+        self: &Arc<Self>,
+        id: RequestId,
+        name: String,
+        arguments: Option<rmcp::model::JsonObject>,
+        progress_token: Option<rmcp::model::ProgressToken>,
+        out: &Arc<Mutex<W>>,
+    ) {
         // Cancelled by `notifications/cancelled` or the end of the session.
         let ct = self.session_end.child_token();
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         self.in_flight.lock().unwrap_or_else(|e| e.into_inner()).insert(id.clone(), (seq, ct.clone()));
-        let progress = meta.get_progress_token().map(|token| {
+        let progress = progress_token.map(|token| {
             let out = out.clone();
             super::mcp::approval_progress(token, move |param| {
                 let msg = ServerJsonRpcMessage::notification(ServerNotification::ProgressNotification(ProgressNotification::new(param)));
@@ -199,8 +217,7 @@ impl FastCalls {
         self.tasks.fetch_add(1, Ordering::AcqRel);
         tokio::spawn(async move {
             let _running = Running(&this);
-            let params = call.params;
-            let result = super::mcp::tool_call(&this.server, Some(this.caller.clone()), params.name.to_string(), params.arguments, progress, &ct, true).await;
+            let result = super::mcp::tool_call(&this.server, Some(this.caller.clone()), name, arguments, progress, &ct, true).await;
             let answered = {
                 let mut f = this.in_flight.lock().unwrap_or_else(|e| e.into_inner());
                 match f.get(&id) {
@@ -222,7 +239,6 @@ impl FastCalls {
                 tracing::error!(error = %e, "fail to response message");
             }
         });
-        None
     }
 
     /// `notifications/cancelled` of a fast-path call: cancel it (unless
@@ -258,6 +274,45 @@ impl FastCalls {
             tracing::warn!("timed out draining in-flight responses");
         }
         self.session_end.cancel();
+    }
+}
+
+/// A `tools/call` request in its plainest shape: `jsonrpc`, `id`,
+/// `method`, and params of `name`, `arguments` and at most a
+/// `progressToken` in `_meta`, nothing else. rmcp decodes such a line to
+/// the same request; decoding it directly skips rmcp's untagged message
+/// enum (buffering the line and trying each kind of message in turn). Any
+/// other line takes rmcp's decoding.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlainCall {
+    jsonrpc: String,
+    id: RequestId,
+    method: String,
+    params: PlainParams,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlainParams {
+    name: String,
+    #[serde(default)]
+    arguments: Option<rmcp::model::JsonObject>,
+    #[serde(rename = "_meta", default)]
+    meta: Option<PlainMeta>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlainMeta {
+    #[serde(rename = "progressToken")]
+    progress_token: Option<rmcp::model::ProgressToken>,
+}
+
+impl PlainCall {
+    fn parse(line: &[u8]) -> Option<PlainCall> {
+        let c: PlainCall = serde_json::from_slice(line).ok()?;
+        (c.jsonrpc == "2.0" && c.method == "tools/call").then_some(c)
     }
 }
 
@@ -336,6 +391,13 @@ where
         line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
+        }
+        if let Some(f) = fast.as_ref().filter(|f| f.on()) {
+            if let Some(c) = PlainCall::parse(line) {
+                let token = c.params.meta.and_then(|m| m.progress_token);
+                f.spawn_call(c.id, c.params.name, c.params.arguments, token, &out);
+                continue;
+            }
         }
         match serde_json::from_slice::<ClientJsonRpcMessage>(line) {
             Ok(msg) => {
@@ -430,6 +492,40 @@ mod tests {
                 (v["error"]["code"].as_i64().unwrap(), v["id"].clone())
             });
             assert_eq!(&got, want, "{line}");
+        }
+    }
+
+    #[test]
+    fn only_plain_tools_call_lines_skip_rmcps_decoding_and_they_decode_as_rmcp_does() {
+        let plain = [
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"text.greet","arguments":{"name":"A"}}}"#,
+            r#"{"method":"tools/call","params":{"arguments":{"b":[1,2.5,"x"],"a":{}},"name":"t.f"},"id":"s","jsonrpc":"2.0"}"#,
+            r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"t.f","arguments":null,"_meta":{"progressToken":7}}}"#,
+            r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"t.f"}}"#,
+        ];
+        for line in plain {
+            let c = PlainCall::parse(line.as_bytes()).unwrap_or_else(|| panic!("{line}"));
+            let ClientJsonRpcMessage::Request(mut r) = serde_json::from_str::<ClientJsonRpcMessage>(line).unwrap() else { panic!("{line}") };
+            let meta = std::mem::take(r.request.get_meta_mut());
+            let ClientRequest::CallToolRequest(call) = r.request else { panic!("{line}") };
+            assert_eq!(r.id, c.id, "{line}");
+            assert_eq!(call.params.name, c.params.name, "{line}");
+            assert_eq!(call.params.arguments, c.params.arguments, "{line}");
+            assert_eq!(meta.get_progress_token(), c.params.meta.and_then(|m| m.progress_token), "{line}");
+        }
+        let other = [
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+            r#"{"jsonrpc":"1.0","id":1,"method":"tools/call","params":{"name":"t.f"}}"#,
+            r#"{"id":1,"method":"tools/call","params":{"name":"t.f"}}"#,
+            r#"{"jsonrpc":"2.0","id":null,"method":"tools/call","params":{"name":"t.f"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t.f","arguments":[1]}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t.f","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t.f","requestState":"x"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t.f"},"result":{}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t.f","name":"t.g"}}"#,
+        ];
+        for line in other {
+            assert!(PlainCall::parse(line.as_bytes()).is_none(), "{line}");
         }
     }
 
