@@ -644,3 +644,92 @@ async fn the_stdio_parent_is_outside_the_rate_limits_unless_configured_and_scope
     let events = cfg.audit_events();
     assert!(events.iter().any(|e| e["kind"] == "gate" && e["stage"] == "rate_limit" && e["caller"] == "stdio"), "{events:#?}");
 }
+
+// ---------------------------------------------------------------------------
+// The stdio fast path for tools/call (issue 11): the same answers as rmcp's
+// path, cancellation as rmcp does it.
+
+/// Over stdio `tools/call` skips rmcp's service loop; over streamable HTTP
+/// it goes through it. The `result` of every kind of answer (success, the
+/// tool's `err`, invalid arguments, unknown names, a request with a
+/// progressToken) is the same JSON on both, and an answer line is one
+/// compact JSON-RPC message with the id as sent.
+#[tokio::test]
+async fn stdio_tools_call_answers_are_those_of_the_rmcp_path() {
+    let cfg = TestConfig::new(&edges(""));
+    let (mut child, rx, base, _log) = spawn_stdio(&cfg);
+    initialize(&mut child, &rx);
+    let tok = cfg.token("agent", "*", &[]);
+    let session = raw_session(&base, &tok).await;
+    let cases: Vec<Value> = vec![
+        json!({"name": "text.greet", "arguments": {"name": "A"}}),
+        json!({"name": "text.greet", "arguments": {"name": "A"}, "_meta": {"progressToken": "p1"}}),
+        json!({"name": "edges.return-err", "arguments": {"text": "boom"}}),
+        json!({"name": "text.greet", "arguments": {"name": 5}}),
+        json!({"name": "text.greet"}),
+        json!({"name": "text.no-such-function", "arguments": {}}),
+        json!({"name": "nosuch.tool", "arguments": {}}),
+    ];
+    for (i, params) in cases.iter().enumerate() {
+        let id = 100 + i as u64;
+        let msg = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params});
+        send(&mut child, &msg.to_string());
+        let line = loop {
+            let line = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| panic!("no answer to {params}"));
+            let v: Value = serde_json::from_str(&line).unwrap();
+            if v.get("method").is_none() && v["id"] == json!(id) {
+                break line;
+            }
+        };
+        let r = mcp_post(&base, &tok, Some(&session), &msg).send().await.unwrap();
+        let text = r.text().await.unwrap();
+        // The same bytes as rmcp writes into the SSE event.
+        let over_http = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .map(str::trim)
+            .find(|d| serde_json::from_str::<Value>(d).is_ok_and(|m| m["id"] == json!(id)))
+            .unwrap_or_else(|| panic!("no HTTP answer to {params}: {text}"));
+        assert_eq!(line, over_http, "{params}");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// `notifications/cancelled` of a call on the stdio fast path stops the
+/// guest (the call is recorded `cancelled`) and its answer is dropped, as
+/// rmcp does; the session goes on.
+#[tokio::test]
+async fn stdio_notifications_cancelled_stops_the_call_and_drops_its_answer() {
+    let cfg = TestConfig::new(&edges(""));
+    let (mut child, rx, base, log) = spawn_stdio(&cfg);
+    initialize(&mut child, &rx);
+    send(&mut child, &call_line(1, "edges.deny-then-sleep", json!({"path": OUTSIDE, "ms": 60000})));
+    wait_in_flight(&base, 1).await;
+    send(&mut child, r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1,"reason":"the test gave up"}}"#);
+    // The guest stops: nothing is in flight any more.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let h: Value = client().get(format!("{base}/healthz")).send().await.unwrap().json().await.unwrap();
+        if h["in_flight"] == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the cancelled call still runs: {h}\n{}", log.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    send(&mut child, &call_line(2, "text.greet", json!({"name": "B"})));
+    let next = answer(&rx, &json!(2));
+    assert_eq!(next["result"]["structuredContent"]["result"], "Hello, B!", "{next}");
+    // Answers come in order of completion: the cancelled call ended before
+    // call 2 began, so an answer to it would have come first.
+    std::thread::sleep(Duration::from_millis(300));
+    while let Ok(line) = rx.try_recv() {
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_ne!(v["id"], json!(1), "the cancelled call was answered: {line}");
+    }
+    let events = cfg.audit_events();
+    let outcomes: Vec<&str> = calls(&events, "edges.deny-then-sleep").iter().map(|c| c["outcome"].as_str().unwrap()).collect();
+    assert_eq!(outcomes, ["cancelled"], "{events:#?}");
+    let _ = child.kill();
+    let _ = child.wait();
+}

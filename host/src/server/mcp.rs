@@ -168,12 +168,17 @@ pub fn invalid_params(method: &str, params: Option<&Value>) -> Option<String> {
 /// approval_progress_interval_ms`, with `progress`/`total` in seconds and
 /// the message `waiting for approval <id> (N s left)`. Clients that reset
 /// their request timeout on progress (TypeScript SDK
-/// `resetTimeoutOnProgress`) keep waiting.
-fn approval_progress(peer: Peer<RoleServer>, token: ProgressToken) -> crate::gate::Progress {
+/// `resetTimeoutOnProgress`) keep waiting. `send` delivers one
+/// notification without blocking.
+pub fn approval_progress(token: ProgressToken, send: impl Fn(ProgressNotificationParam) + Send + Sync + 'static) -> crate::gate::Progress {
     Arc::new(move |p: &crate::gate::WaitProgress| {
-        let param = ProgressNotificationParam::new(token.clone(), p.waited.as_secs_f64())
-            .with_total(p.timeout.as_secs_f64())
-            .with_message(p.message());
+        send(ProgressNotificationParam::new(token.clone(), p.waited.as_secs_f64()).with_total(p.timeout.as_secs_f64()).with_message(p.message()));
+    })
+}
+
+/// [`approval_progress`] through rmcp's peer.
+fn peer_progress(peer: Peer<RoleServer>, token: ProgressToken) -> crate::gate::Progress {
+    approval_progress(token, move |param| {
         let peer = peer.clone();
         tokio::spawn(async move {
             if let Err(e) = peer.notify_progress(param).await {
@@ -181,6 +186,52 @@ fn approval_progress(peer: Peer<RoleServer>, token: ProgressToken) -> crate::gat
             }
         });
     })
+}
+
+/// Why a call's wait for its result ended early.
+pub const CANCELLED_BY_CLIENT: &str = "the caller cancelled it (MCP notifications/cancelled, or its session ended)";
+
+/// One `tools/call`, whichever way it came: the call, its result or its
+/// failure as an `isError` result. `ct` firing (`notifications/cancelled`,
+/// the session ending) cancels the call: the guest is stopped and the call
+/// recorded `cancelled`; while the server drains, calls run on until the
+/// grace period ends. `in_task` runs the call in this task (see
+/// [`Server::call_in_task`]).
+pub async fn tool_call(
+    server: &Arc<Server>,
+    caller: Option<Caller>,
+    name: String,
+    arguments: Option<rmcp::model::JsonObject>,
+    progress: Option<crate::gate::Progress>,
+    ct: &tokio_util::sync::CancellationToken,
+    in_task: bool,
+) -> CallToolResult {
+    let Some(caller) = caller else {
+        return failure(&ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "unauthorized", "no authenticated caller on this request"));
+    };
+    let args = Value::Object(arguments.unwrap_or_default());
+    let cancel = Cancel::new();
+    let call = async {
+        if in_task {
+            server.call_in_task(caller, name, args, cancel.clone(), progress).await
+        } else {
+            server.call_with_progress(caller, name, args, Some(cancel.clone()), progress).await
+        }
+    };
+    tokio::pin!(call);
+    let outcome = tokio::select! {
+        r = &mut call => r,
+        _ = ct.cancelled() => {
+            if !server.draining() {
+                cancel.cancel(CANCELLED_BY_CLIENT);
+            }
+            call.await
+        }
+    };
+    match outcome {
+        Ok(v) => success(v),
+        Err(e) => failure(&e),
+    }
 }
 
 impl ServerHandler for McpHandler {
@@ -225,31 +276,9 @@ impl ServerHandler for McpHandler {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let Some(caller) = self.caller(&context) else {
-            return Ok(failure(&ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "unauthorized", "no authenticated caller on this request")).into());
-        };
-        let args = Value::Object(request.arguments.unwrap_or_default());
-        // `notifications/cancelled` (or the session ending) cancels the
-        // call: the guest is stopped and the call recorded `cancelled`.
-        // While the server drains, calls run on until the grace period ends.
-        let cancel = Cancel::new();
-        let progress = context.meta.get_progress_token().map(|t| approval_progress(context.peer.clone(), t));
-        let call = self.server.call_with_progress(caller, request.name.to_string(), args, Some(cancel.clone()), progress);
-        tokio::pin!(call);
-        let outcome = tokio::select! {
-            r = &mut call => r,
-            _ = context.ct.cancelled() => {
-                if !self.server.draining() {
-                    cancel.cancel("the caller cancelled it (MCP notifications/cancelled, or its session ended)");
-                }
-                call.await
-            }
-        };
-        let result = match outcome {
-            Ok(v) => success(v),
-            Err(e) => failure(&e),
-        };
-        Ok(result.into())
+        let progress = context.meta.get_progress_token().map(|t| peer_progress(context.peer.clone(), t));
+        let caller = self.caller(&context);
+        Ok(tool_call(&self.server, caller, request.name.to_string(), request.arguments, progress, &context.ct, false).await.into())
     }
 }
 

@@ -311,25 +311,39 @@ impl Server {
             return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the server is shutting down and takes no new calls; retry on another instance or after it restarts"));
         }
         let guard = CallGuard::enter(self.clone());
-        let cancel = cancel.unwrap_or_default();
-        let task = tokio::spawn(async move {
-            let server = guard.0.clone();
-            let work = server.run_call(&caller, &name, &args, &cancel, progress);
-            tokio::pin!(work);
-            let result = tokio::select! {
-                r = &mut work => r,
-                _ = server.stop_calls.cancelled() => {
-                    cancel.cancel("the server shut down before the call finished ([server] shutdown_grace_ms)");
-                    work.await
-                }
-            };
-            drop(guard);
-            result
-        });
+        let task = tokio::spawn(Self::guarded_call(guard, caller, name, args, cancel.unwrap_or_default(), progress));
         match task.await {
             Ok(r) => r,
             Err(e) => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "host_error", format!("the call task failed: {e}"))),
         }
+    }
+
+    /// [`Server::call_with_progress`] in the caller's own task, without a
+    /// task of its own: for a caller that is itself a task that runs until
+    /// the call ends whatever happens to the client (the MCP stdio fast
+    /// path), so the call is finished and recorded all the same.
+    pub async fn call_in_task(self: &Arc<Self>, caller: Caller, name: String, args: Value, cancel: Cancel, progress: Option<gate::Progress>) -> Result<Value, ApiError> {
+        if self.draining() {
+            return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the server is shutting down and takes no new calls; retry on another instance or after it restarts"));
+        }
+        Self::guarded_call(CallGuard::enter(self.clone()), caller, name, args, cancel, progress).await
+    }
+
+    /// A call counted in flight by `guard` until it has recorded
+    /// everything; server shutdown past the grace period cancels it.
+    async fn guarded_call(guard: CallGuard, caller: Caller, name: String, args: Value, cancel: Cancel, progress: Option<gate::Progress>) -> Result<Value, ApiError> {
+        let server = guard.0.clone();
+        let work = server.run_call(&caller, &name, &args, &cancel, progress);
+        tokio::pin!(work);
+        let result = tokio::select! {
+            r = &mut work => r,
+            _ = server.stop_calls.cancelled() => {
+                cancel.cancel("the server shut down before the call finished ([server] shutdown_grace_ms)");
+                work.await
+            }
+        };
+        drop(guard);
+        result
     }
 
     /// The body of [`Server::call`], in the call's own task.

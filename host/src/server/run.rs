@@ -48,6 +48,14 @@ pub async fn serve(opts: ServeOptions) -> Result<(), Failure> {
         let app = super::http::router(server.clone(), cfg.server.clone(), sessions_ct.clone());
         eprintln!("wasmward: listening on http://{local} (MCP at /mcp, API at /v1, /healthz, /metrics)");
         let stop = ct.clone();
+        // MCP answers on a POST's SSE stream in several writes; without
+        // TCP_NODELAY the later ones wait for the client's delayed ACK
+        // (about 40 ms a call on Linux).
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY on a connection");
+            }
+        });
         Some(tokio::spawn(async move {
             axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
                 .with_graceful_shutdown(stop.cancelled_owned())
@@ -62,11 +70,11 @@ pub async fn serve(opts: ServeOptions) -> Result<(), Failure> {
             Some(t) => Caller { stdio_parent: true, ..Caller::from_claims(&server.tokens.verify(t, crate::gate::tokens::now_secs()).map_err(|e| usage(format!("--token: {e}")))?) },
             None => Caller::stdio(),
         };
-        let handler = McpHandler::new(server.clone(), Mode::Stdio(caller));
+        let handler = McpHandler::new(server.clone(), Mode::Stdio(caller.clone()));
         // A signal while waiting for the client's `initialize` ends the
         // server too (a supervisor may stop a server no client talked to).
         let running = tokio::select! {
-            r = handler.serve(super::stdio::stdio()) => Some(r.map_err(|e| usage(format!("MCP on stdio failed to start: {e}")))?),
+            r = handler.serve(super::stdio::stdio(server.clone(), caller.clone())) => Some(r.map_err(|e| usage(format!("MCP on stdio failed to start: {e}")))?),
             _ = ct.cancelled() => None,
         };
         if let Some(running) = running {
