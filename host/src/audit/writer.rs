@@ -52,11 +52,49 @@ type Ack = oneshot::Sender<Result<(), String>>;
 
 enum Msg {
     Events { record: Pending, ack: Option<Ack> },
+    /// A caller's own commit put its rows in but not the head checkpoint:
+    /// the writer rewrites the head until it can.
+    HeadPending,
     Shutdown,
+}
+
+/// What the writer thread and a caller committing its own record share.
+/// `store` is taken (`None`) when the writer stops.
+struct Shared {
+    store: Option<Store>,
+    redactor: Redactor,
+    since_checkpoint: usize,
+    checkpointer: Option<std::sync::mpsc::SyncSender<()>>,
+}
+
+impl Shared {
+    /// Appends `items` in one transaction; asks for a checkpoint every
+    /// [`CHECKPOINT_EVERY_ROWS`] rows and mirrors the rows to `tracing`.
+    fn commit(&mut self, items: &[Pending]) -> Result<usize, super::store::AppendError> {
+        let Some(store) = self.store.as_mut() else {
+            return Err(super::store::AppendError { error: AuditError::Closed, committed: false });
+        };
+        let rows = store.append(items, &self.redactor)?;
+        self.since_checkpoint += rows;
+        if self.since_checkpoint >= CHECKPOINT_EVERY_ROWS {
+            if let Some(tx) = &self.checkpointer {
+                // Full: a checkpoint is already asked for.
+                let _ = tx.try_send(());
+            }
+            self.since_checkpoint = 0;
+        }
+        if tracing::enabled!(target: "wasmward::audit", tracing::Level::WARN) {
+            store.appended().for_each(trace_row);
+        }
+        Ok(rows)
+    }
 }
 
 struct Inner {
     tx: mpsc::Sender<Msg>,
+    shared: Arc<std::sync::Mutex<Shared>>,
+    /// Records being recorded now (in `record_with_id`), for [`commit_here`].
+    recording: std::sync::atomic::AtomicUsize,
     durability: Durability,
     record_arguments: bool,
     path: PathBuf,
@@ -101,6 +139,14 @@ impl AuditLog {
         cfg.validate()?;
         let redactor = cfg.redactor()?;
         let store = Store::open(&cfg.path, key, cfg.durability, cfg.max_db_mb)?;
+        let checkpointer = start_checkpointer(store.path());
+        let shared = Arc::new(std::sync::Mutex::new(Shared {
+            store: Some(store),
+            redactor,
+            since_checkpoint: 0,
+            checkpointer: checkpointer.as_ref().map(|(tx, _)| tx.clone()),
+        }));
+        let writer_shared = shared.clone();
         let (tx, rx) = mpsc::channel(cfg.queue_capacity);
         let (done_tx, done) = watch::channel(false);
         let health = Health::default();
@@ -116,12 +162,14 @@ impl AuditLog {
                     }
                 }
                 let _done = Done(done_tx);
-                run(store, rx, redactor, writer_health);
+                run(writer_shared, checkpointer, rx, writer_health);
             })
             .map_err(|e| AuditError::Write(format!("cannot start writer thread: {e}")))?;
         Ok(AuditLog {
             inner: Some(Arc::new(Inner {
                 tx,
+                shared,
+                recording: std::sync::atomic::AtomicUsize::new(0),
                 durability: cfg.durability,
                 record_arguments: cfg.record_arguments,
                 path: cfg.path.clone(),
@@ -181,6 +229,16 @@ impl AuditLog {
             }
         }
         let record = Pending { ts_ms: now_ms(), call_id: call_id.to_string(), events };
+        let _recording = Recording::enter(&inner.recording);
+        let record = match commit_here(inner, record) {
+            Here::Committed => return Ok(()),
+            Here::HeadFailed(why) => {
+                // The rows are in; the writer rewrites the head until it can.
+                let _ = inner.tx.send(Msg::HeadPending).await;
+                return Err(AuditError::Write(why));
+            }
+            Here::ToWriter(record) => record,
+        };
         let (ack, done) = match inner.durability {
             Durability::Commit | Durability::Fsync => {
                 let (a, d) = oneshot::channel();
@@ -218,6 +276,64 @@ impl AuditLog {
     }
 }
 
+/// Counts a record in `recording` while it is being recorded (a dropped,
+/// cancelled future included).
+struct Recording<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> Recording<'a> {
+    fn enter(n: &'a std::sync::atomic::AtomicUsize) -> Recording<'a> {
+        n.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Recording(n)
+    }
+}
+
+impl Drop for Recording<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+/// What became of a record offered to [`commit_here`].
+enum Here {
+    Committed,
+    /// The rows went in but the head checkpoint did not (health is set).
+    HeadFailed(String),
+    /// Not committed here: the writer thread takes it.
+    ToWriter(Pending),
+}
+
+/// Under `commit`, a record is committed on the caller's thread when it is
+/// the only one being recorded and the writer is idle (nothing queued, the
+/// store not locked, the log healthy): a lone call then pays for its SQLite
+/// transaction, not for three cross-thread wake-ups (to the writer, back to
+/// the runtime, and to the worker that answers). With company, records go
+/// to the writer, whose batches grow by themselves (one transaction for
+/// many calls beats one each). A failed transaction
+/// is rolled back and handed to the writer, which holds and retries it as
+/// before; `fsync` and `async` always use the writer.
+fn commit_here(inner: &Inner, record: Pending) -> Here {
+    let idle = inner.durability == Durability::Commit
+        && inner.recording.load(std::sync::atomic::Ordering::Acquire) == 1
+        && !inner.tx.is_closed()
+        && inner.tx.capacity() == inner.tx.max_capacity()
+        && inner.health.lock().unwrap_or_else(|e| e.into_inner()).is_none();
+    if !idle {
+        return Here::ToWriter(record);
+    }
+    let Ok(mut shared) = inner.shared.try_lock() else {
+        return Here::ToWriter(record);
+    };
+    match shared.commit(std::slice::from_ref(&record)) {
+        Ok(_) => Here::Committed,
+        Err(e) if e.committed => {
+            let why = e.error.to_string();
+            *inner.health.lock().unwrap_or_else(|e| e.into_inner()) = Some(why.clone());
+            Here::HeadFailed(why)
+        }
+        Err(_) => Here::ToWriter(record),
+    }
+}
+
 /// Rows committed between two requests to the checkpoint thread (a few
 /// hundred WAL pages).
 const CHECKPOINT_EVERY_ROWS: usize = 2048;
@@ -225,7 +341,9 @@ const CHECKPOINT_EVERY_ROWS: usize = 2048;
 /// The checkpoint thread: checkpoints whenever the writer asks, until the
 /// writer drops its sender. `None` if it cannot start (the writer's own
 /// backstop autocheckpoint then does the work).
-fn start_checkpointer(db: &Path) -> Option<(std::sync::mpsc::SyncSender<()>, std::thread::JoinHandle<()>)> {
+type Checkpointer = (std::sync::mpsc::SyncSender<()>, std::thread::JoinHandle<()>);
+
+fn start_checkpointer(db: &Path) -> Option<Checkpointer> {
     let conn = match super::store::checkpoint_conn(db) {
         Ok(c) => c,
         Err(e) => {
@@ -252,9 +370,7 @@ fn start_checkpointer(db: &Path) -> Option<(std::sync::mpsc::SyncSender<()>, std
 /// queued while the previous one was being committed (up to
 /// [`MAX_BATCH_EVENTS`]), so under load batches grow by themselves and a
 /// lone caller never waits for company.
-fn run(mut store: Store, mut rx: mpsc::Receiver<Msg>, redactor: Redactor, health: Health) {
-    let mut checkpointer = start_checkpointer(store.path());
-    let mut since_checkpoint = 0;
+fn run(shared: Arc<std::sync::Mutex<Shared>>, mut checkpointer: Option<Checkpointer>, mut rx: mpsc::Receiver<Msg>, health: Health) {
     // Records of batches that failed, oldest first, to be written again.
     let mut held: Vec<Pending> = Vec::new();
     // The rows went in but the head checkpoint did not.
@@ -267,47 +383,40 @@ fn run(mut store: Store, mut rx: mpsc::Receiver<Msg>, redactor: Redactor, health
         let mut events: usize = items.iter().map(|p| p.events.len()).sum();
         if !failing {
             match rx.blocking_recv() {
-                Some(first) => take(first, &mut rx, &mut items, &mut events, &mut acks),
+                Some(first) => take(first, &mut rx, &mut items, &mut events, &mut acks, &mut head_pending),
                 None => break,
             }
         } else {
             // Calls are refused meanwhile, but refusals and gate events
             // still come: take what is there, else wait before retrying.
             match rx.try_recv() {
-                Ok(first) => take(first, &mut rx, &mut items, &mut events, &mut acks),
+                Ok(first) => take(first, &mut rx, &mut items, &mut events, &mut acks, &mut head_pending),
                 Err(mpsc::error::TryRecvError::Empty) => std::thread::sleep(RETRY),
                 Err(mpsc::error::TryRecvError::Disconnected) => closed = true,
             }
         }
         while events < MAX_BATCH_EVENTS {
             match rx.try_recv() {
-                Ok(msg) => take(msg, &mut rx, &mut items, &mut events, &mut acks),
+                Ok(msg) => take(msg, &mut rx, &mut items, &mut events, &mut acks, &mut head_pending),
                 Err(_) => break,
             }
         }
+        let mut guard = shared.lock().unwrap_or_else(|e| e.into_inner());
         let result = if items.is_empty() {
             if head_pending {
-                store.write_head().map_err(|error| super::store::AppendError { error, committed: true })
-                    .map(|()| 0)
+                match guard.store.as_mut() {
+                    Some(store) => store.write_head().map_err(|error| super::store::AppendError { error, committed: true }).map(|()| 0),
+                    None => break,
+                }
             } else {
                 continue;
             }
         } else {
-            store.append(&items, &redactor)
+            guard.commit(&items)
         };
+        drop(guard);
         let result = match result {
-            Ok(rows) => {
-                since_checkpoint += rows;
-                if since_checkpoint >= CHECKPOINT_EVERY_ROWS {
-                    if let Some((tx, _)) = &checkpointer {
-                        // Full: a checkpoint is already asked for.
-                        let _ = tx.try_send(());
-                    }
-                    since_checkpoint = 0;
-                }
-                if tracing::enabled!(target: "wasmward::audit", tracing::Level::WARN) {
-                    store.appended().for_each(trace_row);
-                }
+            Ok(_) => {
                 head_pending = false;
                 let was = health.lock().unwrap_or_else(|e| e.into_inner()).take();
                 if let Some(why) = was {
@@ -354,6 +463,11 @@ fn run(mut store: Store, mut rx: mpsc::Receiver<Msg>, redactor: Redactor, health
     }
     // The checkpoint thread closes its connection first, so the writer's,
     // the last, checkpoints and removes the WAL as before.
+    let store = {
+        let mut guard = shared.lock().unwrap_or_else(|e| e.into_inner());
+        guard.checkpointer = None;
+        guard.store.take()
+    };
     if let Some((tx, handle)) = checkpointer.take() {
         drop(tx);
         let _ = handle.join();
@@ -361,13 +475,14 @@ fn run(mut store: Store, mut rx: mpsc::Receiver<Msg>, redactor: Redactor, health
     drop(store);
 }
 
-fn take(msg: Msg, rx: &mut mpsc::Receiver<Msg>, items: &mut Vec<Pending>, events: &mut usize, acks: &mut Vec<Ack>) {
+fn take(msg: Msg, rx: &mut mpsc::Receiver<Msg>, items: &mut Vec<Pending>, events: &mut usize, acks: &mut Vec<Ack>, head_pending: &mut bool) {
     match msg {
         Msg::Events { record, ack } => {
             *events += record.events.len();
             items.push(record);
             acks.extend(ack);
         }
+        Msg::HeadPending => *head_pending = true,
         // Closing keeps what is queued readable; later sends fail (Closed).
         Msg::Shutdown => rx.close(),
     }
