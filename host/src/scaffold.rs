@@ -99,7 +99,9 @@ fn copy_guest_support(sdk: &Path, lang: Lang, dest: &Path) -> Result<usize, Stri
     Ok(copies.len())
 }
 
-/// Copies `src` to `dest`, substituting `vars` and dropping `.tmpl`.
+/// Copies `src` to `dest`, substituting `vars` and dropping `.tmpl`. A
+/// template `gitignore` becomes `.gitignore` (a real `.gitignore` in the SDK
+/// would apply to the SDK's own tree).
 fn copy_template(src: &Path, dest: &Path, vars: &[(&str, String)]) -> Result<usize, String> {
     let entries = std::fs::read_dir(src).map_err(|e| format!("cannot read template {}: {e}", src.display()))?;
     std::fs::create_dir_all(dest).map_err(|e| format!("cannot create {}: {e}", dest.display()))?;
@@ -107,7 +109,10 @@ fn copy_template(src: &Path, dest: &Path, vars: &[(&str, String)]) -> Result<usi
     for entry in entries {
         let entry = entry.map_err(|e| e.to_string())?;
         let path = entry.path();
-        let file_name = entry.file_name().to_string_lossy().trim_end_matches(".tmpl").to_string();
+        let file_name = match entry.file_name().to_string_lossy().trim_end_matches(".tmpl") {
+            "gitignore" => ".gitignore".to_string(),
+            other => other.to_string(),
+        };
         if path.is_dir() {
             n += copy_template(&path, &dest.join(&file_name), vars)?;
             continue;
