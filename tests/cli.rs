@@ -277,8 +277,8 @@ fn new_scaffold_builds_to_a_component_and_can_be_called() {
     let dir = TestDir::new();
     let o = run(wasmward(&dir).args(["new", "my-tool"]));
     assert_status(&o, 0);
-    // The printed hint calls the function the template really exports.
-    assert!(stdout(&o).contains("my_tool.wasm greet --args"), "{}", stdout(&o));
+    // The printed next steps call the function the template really exports.
+    assert!(stdout(&o).contains("wasmward call --config wasmward.toml my-tool greet --args"), "{}", stdout(&o));
     let crate_dir = dir.path().join("my-tool");
     assert!(crate_dir.join("Cargo.toml").exists() && crate_dir.join("wit/world.wit").exists());
 
@@ -310,4 +310,217 @@ fn new_scaffold_builds_to_a_component_and_can_be_called() {
     let o = run(wasmward(&dir).args(["new", "my-tool"]));
     assert_status(&o, 2);
     assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
+}
+
+/// A built Python or JS example tool (`python-text`, `js-text`), or None
+/// when the language toolchains were not set up (build-lang-tools.sh).
+fn lang_tool(name: &str) -> std::path::PathBuf {
+    let p = repo_root().join("example-tools/target/lang").join(format!("{name}.wasm"));
+    assert!(p.exists(), "{} missing: run scripts/build-lang-tools.sh", p.display());
+    p
+}
+
+/// The compile cache lang_tools shares, so a 15 MB runtime compiles once.
+fn lang_cache() -> std::path::PathBuf {
+    repo_root().join("target/lang/test-compile-cache")
+}
+
+#[test]
+fn an_interpreted_tool_by_path_needs_allow_eval_which_warns() {
+    let dir = TestDir::new();
+    for (tool, summary, language) in
+        [("python-text", "CPython (componentize-py)", "Python"), ("js-text", "SpiderMonkey/StarlingMonkey (componentize-js)", "JavaScript")]
+    {
+        let wasm = lang_tool(tool);
+        let o = run(wasmward_with_cache(&dir, &lang_cache()).args(["call", path_str(&wasm), "greet", "--args", r#"{"name":"eval"}"#]));
+        assert_status(&o, 2);
+        let err = stderr(&o);
+        let line = err.lines().find(|l| l.starts_with("error:")).unwrap_or_else(|| panic!("{err}"));
+        assert!(line.contains(&format!("embeds an interpreter, {summary},")), "{tool}: one line names the runtime: {err}");
+        assert!(line.contains("--allow-eval") && line.contains("allow_eval_exec = true"), "{tool}: the fix names both: {err}");
+        assert!(!err.contains("core module") && !err.contains("embedded `"), "{tool}: the evidence is for inspect: {err}");
+
+        let o = run(wasmward_with_cache(&dir, &lang_cache()).args(["call", "--allow-eval", path_str(&wasm), "greet", "--args", r#"{"name":"eval"}"#]));
+        assert_status(&o, 0);
+        assert_eq!(stdout(&o), "\"Hello, eval!\"\n", "{tool}");
+        let err = stderr(&o);
+        assert!(err.contains("warning: --allow-eval") && err.contains(summary), "{tool}: {err}");
+        // Not a terminal: no progress line, no compile note.
+        assert!(!err.contains("compiling") && !err.contains('\r'), "{tool}: {err}");
+
+        // inspect keeps the evidence and names the author's language.
+        let o = run(wasmward_with_cache(&dir, &lang_cache()).args(["inspect", path_str(&wasm), "--json"]));
+        assert_status(&o, 0);
+        let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+        let langs: Vec<&str> = v["languages"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+        assert_eq!(langs.len(), 1, "{tool}: {langs:?}");
+        assert!(langs[0].starts_with(language), "{tool}: {langs:?}");
+        assert!(v["interpreter"]["evidence"].as_array().is_some_and(|e| e.len() > 1), "{tool}: {}", v["interpreter"]);
+        let o = run(wasmward_with_cache(&dir, &lang_cache()).args(["inspect", path_str(&wasm)]));
+        let out = stdout(&o);
+        assert!(out.contains(&format!("language {language}")) && out.contains("evidence:"), "{tool}: {out}");
+    }
+    // A config's tool follows its policy, not the flag.
+    let cfg = dir.write_config(&tool_entry("text", "text", ""));
+    let o = run(wasmward(&dir).args(["call", "--allow-eval", "--config", path_str(&cfg), "text", "greet"]));
+    assert_status(&o, 2);
+    assert!(stderr(&o).contains("[tool.policy]"), "{}", stderr(&o));
+}
+
+/// A config whose tools `bad-file` (missing), `bad-pin` (wrong sha256) and
+/// `bad-policy` (a relative mount) cannot load, beside a good `text`.
+fn config_with_broken_tools(dir: &TestDir) -> std::path::PathBuf {
+    let rest = [
+        tool_entry("text", "text", ""),
+        "[[tool]]\nname = \"bad-file\"\npath = \"nowhere/missing.wasm\"\n".to_string(),
+        tool_entry("bad-pin", "text", &format!("sha256 = {:?}", "00".repeat(32))),
+        tool_entry("bad-policy", "text", "[tool.policy]\nallowed_read_paths = [\"relative/dir\"]"),
+    ]
+    .concat();
+    dir.write_config(&rest)
+}
+
+#[test]
+fn call_loads_only_its_tool_and_check_reports_every_broken_one() {
+    let dir = TestDir::new();
+    let cfg = config_with_broken_tools(&dir);
+    let o = run(wasmward(&dir).args(["call", "--config", path_str(&cfg), "text", "greet", "--args", r#"{"name":"alone"}"#]));
+    assert_status(&o, 0);
+    assert_eq!(stdout(&o), "\"Hello, alone!\"\n");
+    // Calling a broken tool names its own problem.
+    let o = run(wasmward(&dir).args(["call", "--config", path_str(&cfg), "bad-pin", "greet"]));
+    assert_status(&o, 2);
+    assert!(stderr(&o).contains("sha256 mismatch") && !stderr(&o).contains("missing.wasm"), "{}", stderr(&o));
+
+    let o = run(wasmward(&dir).args(["check", "--config", path_str(&cfg)]));
+    assert_status(&o, 2);
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert!(out.contains("tool text: 5 function(s)"), "the good tool is still checked: {out}");
+    for (tool, why) in [("bad-file", "missing.wasm"), ("bad-pin", "sha256 mismatch"), ("bad-policy", "relative")] {
+        let line = err.lines().find(|l| l.contains(&format!("tool {tool:?}"))).unwrap_or_else(|| panic!("{tool} not reported:\n{err}"));
+        assert!(line.contains(why), "{tool}: {line}");
+    }
+    assert!(err.contains("3 of 4 tool(s) failed to load: bad-file, bad-pin, bad-policy"), "{err}");
+}
+
+#[test]
+fn check_prints_limits_as_config_keys() {
+    let dir = TestDir::new();
+    let cfg = dir.write_config(&tool_entry("text", "text", "[tool.limits]\ntimeout_ms = 5000\nmemory_mb = 32"));
+    let o = run(wasmward(&dir).args(["check", "--config", path_str(&cfg)]));
+    assert_status(&o, 0);
+    let out = stdout(&o);
+    assert!(out.contains("limits timeout_ms = 5000, memory_mb = 32, max_output_bytes = "), "{out}");
+    assert!(!out.contains("secs") && !out.contains("nanos"), "{out}");
+}
+
+#[test]
+fn args_come_inline_from_a_file_or_stdin_with_clear_errors() {
+    let dir = TestDir::new();
+    let text = tool_path("text");
+    std::fs::write(dir.path().join("args.json"), r#"{"a": 2, "b": 40}"#).unwrap();
+    let o = run(wasmward(&dir).args(["call", path_str(&text), "add", "--args", "@args.json"]));
+    assert_status(&o, 0);
+    assert_eq!(stdout(&o), "42\n");
+
+    let mut child = wasmward(&dir)
+        .args(["call", path_str(&text), "greet", "--args", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Large: well past what a shell argument may hold on some systems.
+    let big = "x".repeat(300_000);
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), format!(r#"{{"name":"{big}"}}"#).as_bytes()).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_status(&o, 0);
+    assert_eq!(stdout(&o).len(), big.len() + "\"Hello, !\"\n".len());
+
+    let o = run(wasmward(&dir).args(["call", path_str(&text), "greet", "--args", "@nope.json"]));
+    assert_status(&o, 2);
+    assert!(stderr(&o).contains("--args @nope.json: cannot read nope.json"), "{}", stderr(&o));
+
+    std::fs::write(dir.path().join("bad.json"), "{\n  \"a\": 2,\n  \"b\": ]\n}").unwrap();
+    let o = run(wasmward(&dir).args(["call", path_str(&text), "add", "--args", "@bad.json"]));
+    assert_status(&o, 2);
+    assert!(stderr(&o).contains("--args @bad.json: bad.json is not valid JSON") && stderr(&o).contains("line 3 column"), "{}", stderr(&o));
+
+    let mut child = wasmward(&dir)
+        .args(["call", path_str(&text), "add", "--args", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"{\"a\": 1,").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_status(&o, 2);
+    assert!(stderr(&o).contains("--args - (stdin) is not valid JSON") && stderr(&o).contains("line 1 column"), "{}", stderr(&o));
+
+    // An integral float is an integer; 1.5 is not.
+    let o = run(wasmward(&dir).args(["call", path_str(&text), "add", "--args", r#"{"a": 2.0, "b": 40}"#]));
+    assert_status(&o, 0);
+    assert_eq!(stdout(&o), "42\n");
+    let o = run(wasmward(&dir).args(["call", path_str(&text), "add", "--args", r#"{"a": 1.5, "b": 40}"#]));
+    assert_status(&o, 1);
+    assert!(error_json(&o)["message"].as_str().unwrap().contains("args.a: expected integer"), "{}", stderr(&o));
+}
+
+#[test]
+fn field_and_case_docs_reach_the_schemas() {
+    let dir = TestDir::new();
+    let o = run(wasmward(&dir).args(["inspect", path_str(&tool_path("text")), "--json"]));
+    assert_status(&o, 0);
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let f = |name: &str| v["functions"].as_array().unwrap().iter().find(|f| f["name"] == name).unwrap().clone();
+    let stats = &f("text.analysis.word-stats")["output_schema"]["properties"]["result"];
+    assert_eq!(stats["description"], "Counts for a piece of text.", "{stats}");
+    assert_eq!(stats["properties"]["words"]["description"], "Whitespace-separated words.");
+    assert_eq!(stats["properties"]["longest-word"]["description"], "The longest word, the first one on a tie; none for empty text.");
+    let x = &f("text.echo-all")["input_schema"]["properties"]["x"];
+    assert_eq!(x["description"], "the value to echo.", "the parameter's own doc wins");
+    let shape = &x["properties"]["a-variant"];
+    assert_eq!(shape["description"], "A shape: one case without a payload, two with.");
+    assert_eq!(shape["oneOf"][1]["description"], "A circle with this radius.");
+    assert_eq!(x["properties"]["an-enum"]["description"], "A colour.");
+}
+
+/// Names `wasmward new` refuses, with the rule and a suggestion that it
+/// accepts; and names it accepts, whose WIT (every language's template)
+/// parses.
+#[test]
+fn new_validates_names_so_the_scaffold_wit_parses() {
+    let dir = TestDir::new();
+    let refused = [
+        ("my_tool", "my-tool"),
+        ("1tool", "tool1"),
+        ("My-Tool", "my-tool"),
+        ("tool-2nd", "tool2nd"),
+        ("-x", "x"),
+        ("a--b", "a-b"),
+        ("string", "string-tool"),
+        ("world", "world-tool"),
+        ("fn", "fn-tool"),
+        ("123", "tool123"),
+    ];
+    for (name, suggestion) in refused {
+        let o = run(wasmward(&dir).args(["new", "--", name]));
+        assert_status(&o, 2);
+        let err = stderr(&o);
+        assert!(err.contains("lowercase kebab-case words") && err.contains("each word starting with a letter"), "{name}: the rule: {err}");
+        assert!(err.contains(&format!("Try: wasmward new {suggestion}")), "{name}: {err}");
+        assert!(!dir.path().join(name).exists(), "{name}: nothing created");
+        assert!(wasmward::scaffold::validate_new_name(suggestion).is_ok(), "{name}: the suggestion {suggestion} is accepted");
+    }
+    for name in ["a", "my-tool", "tool1", "x2-y3", "string-tool", "hello-rs"] {
+        for lang in ["rust", "python", "js"] {
+            let dest = format!("{name}-{lang}-dir");
+            let o = run(wasmward(&dir).args(["new", name, "--lang", lang, "--dir", &dest]));
+            assert_status(&o, 0);
+            let wit = std::fs::read_to_string(dir.path().join(&dest).join("wit/world.wit")).unwrap();
+            if let Err((_, e)) = wit_parser::UnresolvedPackageGroup::parse("world.wit", &wit) {
+                panic!("{name} ({lang}): the scaffold's WIT does not parse: {e}\n{wit}");
+            }
+        }
+    }
 }

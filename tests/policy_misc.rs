@@ -224,7 +224,7 @@ async fn an_interpreter_embedding_component_needs_allow_eval_exec() {
     let wasm = javascript_marked_text(&dir);
     let e = open_err(&dir, &tool_at("jsy", &wasm, "", None)).await;
     assert!(e.contains("tool \"jsy\""), "{e}");
-    assert!(e.contains("embeds an interpreter (SpiderMonkey (StarlingMonkey): producers language: JavaScript)"), "{e}");
+    assert!(e.contains("embeds an interpreter, SpiderMonkey/StarlingMonkey (componentize-js),"), "{e}");
     assert!(e.contains("allow_eval_exec = true"), "{e}");
 
     let (calls, load) = audited(&dir.audit_db());
@@ -234,7 +234,7 @@ async fn an_interpreter_embedding_component_needs_allow_eval_exec() {
     assert_eq!((d.tool.as_str(), d.function.as_str(), d.caller.as_str()), ("jsy", "<load>", "operator"));
     assert_eq!(
         Deny::from(d),
-        deny("eval", "load", "SpiderMonkey (StarlingMonkey) (producers language: JavaScript)", "allow_eval_exec = false")
+        deny("eval", "load", "SpiderMonkey/StarlingMonkey (componentize-js)", "allow_eval_exec = false")
     );
 
     // Granted, the same component loads and runs.

@@ -39,9 +39,16 @@ pub enum Command {
         tool: String,
         /// The function: `greet`, `analysis.word-stats` or `text.greet`.
         function: String,
-        /// Named arguments as a JSON object.
-        #[arg(long, default_value = "{}")]
+        /// Named arguments as a JSON object: inline, `@FILE.json` to read
+        /// a file, or `-` to read stdin.
+        #[arg(long, default_value = "{}", value_name = "JSON|@FILE|-")]
         args: String,
+        /// For a local trial of a .wasm given by path: let it run even if it
+        /// embeds an interpreter (Python, JavaScript), as `allow_eval_exec =
+        /// true` would. Prints a warning. A config's tools use their
+        /// [tool.policy] instead.
+        #[arg(long)]
+        allow_eval: bool,
     },
     /// Show what a component imports and exports, its schemas and producers.
     Inspect {
@@ -180,7 +187,9 @@ pub fn init_logging(cli: &Cli) {
 
 pub async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
-        Command::Call { config, tool, function, args } => call(config.as_deref(), &tool, &function, &args).await,
+        Command::Call { config, tool, function, args, allow_eval } => {
+            call(config.as_deref(), &tool, &function, &args, allow_eval).await
+        }
         Command::Inspect { file, json } => inspect(&file, json),
         Command::Check { config } => check(&config).await,
         Command::Audit { action } => crate::audit_cli::run(action).await,
@@ -210,27 +219,162 @@ fn looks_like_path(tool: &str) -> bool {
     tool.ends_with(".wasm") || tool.contains('/')
 }
 
-async fn call(config: Option<&Path>, tool: &str, function: &str, args: &str) -> Result<(), Failure> {
-    let args: Value = serde_json::from_str(args)
-        .map_err(|e| usage(format!("--args is not valid JSON: {e}; pass an object such as '{{\"name\": \"x\"}}'")))?;
-    let (host, tool_name) = if looks_like_path(tool) {
+/// The JSON of `--args`: inline text, `@FILE` (a file) or `-` (stdin).
+/// Errors name where the text came from and the JSON position.
+pub fn read_args(spec: &str, stdin: &mut dyn std::io::Read) -> Result<Value, Failure> {
+    let (text, from) = if spec == "-" {
+        let mut text = String::new();
+        stdin
+            .read_to_string(&mut text)
+            .map_err(|e| usage(format!("--args -: cannot read stdin: {e}")))?;
+        (text, "--args - (stdin)".to_string())
+    } else if let Some(file) = spec.strip_prefix('@') {
+        let text = std::fs::read_to_string(file).map_err(|e| {
+            usage(format!("--args @{file}: cannot read {file}: {e}; give the path of a JSON file after @ (or inline JSON, or - for stdin)"))
+        })?;
+        (text, format!("--args @{file}: {file}"))
+    } else {
+        return serde_json::from_str(spec).map_err(|e| {
+            usage(format!("--args is not valid JSON: {e}; pass an object such as '{{\"name\": \"x\"}}', @FILE.json or - (stdin)"))
+        });
+    };
+    serde_json::from_str(&text).map_err(|e| usage(format!("{from} is not valid JSON: {e}")))
+}
+
+async fn call(config: Option<&Path>, tool: &str, function: &str, args: &str, allow_eval: bool) -> Result<(), Failure> {
+    let args = read_args(args, &mut std::io::stdin().lock())?;
+    let by_path = looks_like_path(tool);
+    if allow_eval && !by_path {
+        return Err(usage(format!(
+            "--allow-eval applies to a .wasm given by path; `{tool}` is a config tool, so set allow_eval_exec = true in its [tool.policy]"
+        )));
+    }
+    let progress = Progress::start(short_name(tool));
+    let opened = if by_path {
         let cfg = optional_config(config)?;
-        crate::host::host_for_file(Path::new(tool), &cfg).await.map_err(|e| usage(format!("{e:#}")))?
+        let policy = allow_eval.then(|| crate::policy::PolicySpec { allow_eval_exec: Some(true), ..Default::default() });
+        crate::host::host_for_file_with_policy(Path::new(tool), &cfg, policy).await.map(|(h, name)| (h, name, cfg))
     } else {
         let config = config.unwrap_or(Path::new(DEFAULT_CONFIG));
-        let cfg = Config::load(config).map_err(usage)?;
-        log_policy_warnings(&cfg);
-        if !cfg.tools.iter().any(|t| t.name == tool) {
+        let mut cfg = Config::load(config).map_err(usage)?;
+        let Some(tc) = cfg.tools.iter().find(|t| t.name == tool).cloned() else {
             let names: Vec<_> = cfg.tools.iter().map(|t| t.name.as_str()).collect();
             return Err(usage(format!("no tool named `{tool}` in {}; tools: {}", config.display(), names.join(", "))));
-        }
-        (Host::open(cfg).await.map_err(|e| usage(format!("{e:#}")))?, tool.to_string())
+        };
+        // Only the called tool is loaded: another tool's broken file or
+        // policy does not block this call, and the time does not grow with
+        // the number of tools.
+        cfg.tools = vec![tc];
+        log_policy_warnings(&cfg);
+        let keep = cfg.clone();
+        Host::open(cfg).await.map(|h| (h, tool.to_string(), keep))
     };
+    progress.finish();
+    let (host, tool_name, cfg) = opened.map_err(|e| usage(format!("{e:#}")))?;
+    if let Some(t) = host.tools().get(&tool_name) {
+        note_compiled(&cfg, tool, &t.loaded);
+        if allow_eval {
+            match crate::component::eval::detect(&t.loaded.metadata) {
+                Some(i) => eprintln!(
+                    "warning: --allow-eval: {tool} embeds an interpreter, {}, which can run code it did not ship with; \
+                     this call allows it (in a config: allow_eval_exec = true in the tool's [tool.policy])",
+                    i.summary()
+                ),
+                None => eprintln!("note: --allow-eval: {tool} embeds no interpreter; the flag changes nothing"),
+            }
+        }
+    }
     let record = host.call_tool(&tool_name, function, &args, "cli").await;
     if let Err(e) = host.shutdown().await {
         tracing::error!(error = %e, "audit flush failed");
     }
     report_call(record)
+}
+
+/// The file name of a path (`python-text.wasm`), or a tool name as is.
+fn short_name(tool: &str) -> String {
+    Path::new(tool).file_name().map_or_else(|| tool.to_string(), |n| n.to_string_lossy().into_owned())
+}
+
+/// A spinner with the elapsed time on stderr while a tool loads, shown
+/// only when stderr is a terminal and the load takes over 0.8 s (a
+/// first compile of a Python or JS tool takes 20-40 s; a cache hit, ms).
+struct Progress {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Progress {
+    fn start(label: String) -> Progress {
+        use std::io::IsTerminal;
+        if !std::io::stderr().is_terminal() {
+            return Progress { stop: None, thread: None };
+        }
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let started = std::time::Instant::now();
+            if rx.recv_timeout(std::time::Duration::from_millis(800)).is_ok() {
+                return;
+            }
+            let frames = ['|', '/', '-', '\\'];
+            let mut i = 0;
+            loop {
+                let secs = started.elapsed().as_secs();
+                // Short, so that it fits a terminal line and `\r` redraws it.
+                eprint!("\r\x1b[2K{} compiling {label}: {secs} s (first load only; later loads use the cache)", frames[i % frames.len()]);
+                i += 1;
+                match rx.recv_timeout(std::time::Duration::from_millis(150)) {
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+                    _ => break,
+                }
+            }
+            eprint!("\r\x1b[2K");
+        });
+        Progress { stop: Some(tx), thread: Some(thread) }
+    }
+
+    fn finish(mut self) {
+        self.stop_now();
+    }
+
+    fn stop_now(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.stop_now();
+    }
+}
+
+/// On a terminal, after a load that compiled: how long it took and that
+/// the next load comes from the compile cache.
+fn note_compiled(cfg: &Config, what: &str, loaded: &crate::component::LoadedComponent) {
+    use crate::component::cache::CacheOutcome;
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() || !matches!(loaded.cache, CacheOutcome::Miss | CacheOutcome::Rebuilt) {
+        return;
+    }
+    if loaded.load_time < std::time::Duration::from_secs(1) {
+        return;
+    }
+    let dir = cfg
+        .runtime
+        .cache_dir
+        .as_ref()
+        .map(|p| cfg.resolve_path(p))
+        .or_else(crate::component::cache::CompileCache::default_dir);
+    let at = dir.map(|d| format!(" ({})", d.display())).unwrap_or_default();
+    eprintln!(
+        "note: compiled {what} in {:.1} s; later calls load it from the compile cache{at} in milliseconds",
+        loaded.load_time.as_secs_f64()
+    );
 }
 
 fn report_call(record: CallRecord) -> Result<(), Failure> {
@@ -266,16 +410,22 @@ fn report_call(record: CallRecord) -> Result<(), Failure> {
 }
 
 fn inspect(file: &Path, as_json: bool) -> Result<(), Failure> {
-    let rt = crate::host::runtime_for(&Config::default()).map_err(|e| usage(format!("{e:#}")))?;
+    let cfg = Config::default();
+    let rt = crate::host::runtime_for(&cfg).map_err(|e| usage(format!("{e:#}")))?;
     let plan = crate::sandbox::SandboxPlan::deny_all(&crate::host::tool_name_for_file(file), Default::default());
-    let tool = rt.load_tool(plan, file, None).map_err(usage)?;
+    let progress = Progress::start(short_name(&file.display().to_string()));
+    let tool = rt.load_tool(plan, file, None);
+    progress.finish();
+    let tool = tool.map_err(usage)?;
+    note_compiled(&cfg, &file.display().to_string(), &tool.loaded);
     let interpreter = crate::component::eval::detect(&tool.loaded.metadata);
     let l = &tool.loaded;
+    let languages = tool_languages(&l.metadata, interpreter.as_ref());
     let report = json!({
         "file": file.display().to_string(),
         "sha256": l.digest,
         "size_bytes": std::fs::metadata(file).map(|m| m.len()).unwrap_or(0),
-        "languages": l.metadata.languages(),
+        "languages": languages,
         "producers": l.metadata.producers.iter().map(|(f, n, v)| json!({"field": f, "name": n, "version": v})).collect::<Vec<_>>(),
         "core_modules": l.metadata.core_modules,
         "min_memory_bytes": l.metadata.min_memory_bytes,
@@ -290,11 +440,12 @@ fn inspect(file: &Path, as_json: bool) -> Result<(), Failure> {
         return Ok(());
     }
     println!("{}\n  sha256  {}\n  size    {} bytes", file.display(), l.digest, report["size_bytes"]);
-    if !l.metadata.languages().is_empty() {
-        println!("  language {}", l.metadata.languages().join(", "));
+    if !languages.is_empty() {
+        println!("  language {}", languages.join(", "));
     }
     if let Some(i) = &interpreter {
-        println!("  embeds interpreter {} ({}): needs allow_eval_exec = true", i.runtime, i.evidence.join(", "));
+        println!("  embeds interpreter {}: needs allow_eval_exec = true (or `call --allow-eval` for a trial)", i.summary());
+        println!("    evidence: {}", i.evidence.join(", "));
     }
     println!("imports ({}):", l.imports.len());
     for i in &l.imports {
@@ -313,6 +464,34 @@ fn inspect(file: &Path, as_json: bool) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// The languages a tool is written in: for one that embeds an interpreter,
+/// the interpreted language (its producers name the language the runtime
+/// itself was built in, Rust or C, which is not the author's); else the
+/// producers' `language` fields.
+fn tool_languages(m: &crate::component::metadata::Metadata, interpreter: Option<&crate::component::eval::Interpreter>) -> Vec<String> {
+    match interpreter {
+        Some(i) => {
+            let named = m.languages().into_iter().find(|l| l.starts_with(i.language()));
+            vec![named.unwrap_or_else(|| i.language().to_string())]
+        }
+        None => m.languages(),
+    }
+}
+
+/// Resolved limits as config keys (`timeout_ms = 5000, memory_mb = 128`),
+/// the way an author writes them in `[tool.limits]`.
+pub fn limits_as_written(l: &crate::sandbox::Limits) -> String {
+    let mut parts = vec![format!("timeout_ms = {}", l.timeout.as_millis()), format!("memory_mb = {}", l.memory_bytes >> 20)];
+    if let Some(f) = l.fuel {
+        parts.push(format!("fuel = {f}"));
+    }
+    parts.push(format!("max_output_bytes = {}", l.max_output_bytes));
+    parts.push(format!("max_stdout_bytes = {}", l.max_stdout_bytes));
+    parts.push(format!("max_write_bytes = {}", l.max_write_bytes));
+    parts.push(format!("max_handles = {}", l.max_handles));
+    parts.join(", ")
 }
 
 /// What the programs of a tool granted `process` can reach (issue 9).
@@ -361,8 +540,9 @@ async fn check(config: &Path) -> Result<(), Failure> {
     let cfg = Config::load(config).map_err(usage)?;
     let mut warnings = 0;
     for tc in &cfg.tools {
-        let policy = crate::host::tool_policy(&cfg, tc).map_err(|e| usage(format!("{}: {e}", config.display())))?;
         println!("[[tool]] {}  ({})", tc.name, cfg.resolve_path(&tc.path).display());
+        // A policy error is reported with the tool's load failure below.
+        let Ok(policy) = crate::host::tool_policy(&cfg, tc) else { continue };
         println!("effective policy:");
         for line in policy.to_string().lines() {
             println!("  {line}");
@@ -406,16 +586,36 @@ async fn check(config: &Path) -> Result<(), Failure> {
         println!("[server.oauth] resource {}, issuer {}, {keys}, {} scope(s)", o.resource, o.issuer, o.scopes.len());
     }
     let sep = cfg.server.tool_name_separator.clone();
-    let host = Host::open(cfg).await.map_err(|e| usage(format!("{e:#}")))?;
+    let total = cfg.tools.len();
+    let keep = cfg.clone();
+    let progress = Progress::start(format!("{total} tool(s)"));
+    let opened = Host::open_each(cfg).await;
+    progress.finish();
+    let (host, failures) = opened.map_err(|e| usage(format!("{e:#}")))?;
     let names = crate::server::names::Index::of_tools(host.tools().values().map(|t| &**t), &sep);
     for t in host.tools().values() {
-        println!("tool {}: {} function(s), sha256 {}, limits {}", t.name, t.loaded.functions.len(), t.loaded.digest,
-            serde_json::to_string(&t.plan.limits).unwrap_or_default());
+        note_compiled(&keep, &format!("tool {}", t.name), &t.loaded);
+        println!("tool {}: {} function(s), sha256 {}, limits {}", t.name, t.loaded.functions.len(), t.loaded.digest, limits_as_written(&t.plan.limits));
         for f in &t.loaded.functions {
             println!("  {}  (listed to agents as {})", f.name, names.listed(&f.name));
         }
     }
-    println!("{}: {} tool(s) OK, {warnings} warning(s)", config.display(), host.tools().len());
+    // Each message names the file and the tool.
+    for (_, message) in &failures {
+        eprintln!("error: {message}");
+    }
     host.shutdown().await.map_err(|e| usage(format!("{e:#}")))?;
+    if !failures.is_empty() {
+        let mut failed: Vec<&str> = failures.iter().map(|(t, _)| t.as_str()).filter(|t| !t.is_empty()).collect();
+        failed.dedup();
+        let shown = if failed.is_empty() { String::new() } else { format!(": {}", failed.join(", ")) };
+        return Err(usage(format!(
+            "{}: {} of {total} tool(s) failed to load{shown}, {} problem(s) in all (each is listed above); {warnings} warning(s)",
+            config.display(),
+            failed.len(),
+            failures.len()
+        )));
+    }
+    println!("{}: {total} tool(s) OK, {warnings} warning(s)", config.display());
     Ok(())
 }

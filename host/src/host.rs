@@ -168,38 +168,74 @@ impl Host {
         let mut tools = Vec::with_capacity(total);
         let tls = cfg.runtime.tls_config().map_err(|m| anyhow::anyhow!("{}: {m}", cfg.source))?;
         for (i, tc) in cfg.tools.iter().enumerate() {
-            let started = Instant::now();
-            let ctx = format!("{}: tool {:?}", cfg.source, tc.name);
-            let limits = tc
-                .limits
-                .resolve(&cfg.defaults.limits, &format!("tool {:?}.limits", tc.name))
-                .map_err(|m| anyhow::anyhow!("{}: {m}", cfg.source))?;
-            let policy = tool_policy(cfg, tc).map_err(|e| anyhow::anyhow!("{}: {e}", cfg.source))?;
-            let path = cfg.resolve_path(&tc.path);
-            tracing::info!(tool = %tc.name, path = %path.display(), "loading tool {}/{total}", i + 1);
-            let mut tool = self
-                .runtime
-                .load_tool(SandboxPlan { tls: tls.clone(), ..SandboxPlan::new(policy, limits) }, &path, tc.sha256.as_deref())
-                .map_err(|e| anyhow::anyhow!("{ctx}: {e}"))?;
-            if let Err(refusal) = vet(&tool) {
-                self.audit_load_refusal(&tc.name, &refusal).await;
-                anyhow::bail!("{ctx}: {}", refusal.message);
-            }
-            if let Some(d) = &tc.description {
-                for f in &mut tool.loaded.functions {
-                    f.description.get_or_insert_with(|| d.clone());
-                }
-            }
-            tracing::info!(
-                tool = %tc.name,
-                functions = tool.loaded.functions.len(),
-                cache = ?tool.loaded.cache,
-                ms = started.elapsed().as_millis() as u64,
-                "loaded tool {}/{total}", i + 1
-            );
-            tools.push(tool);
+            tools.push(self.load_one(cfg, tc, &tls, i, total).await?);
         }
         Ok(tools)
+    }
+
+    /// Like [`Host::open`], but a tool that does not load does not stop
+    /// the others: the host serves every tool that loaded, and each failure
+    /// comes back as (tool name, message). What `wasmward check` uses to
+    /// report every failing tool at once.
+    pub async fn open_each(cfg: Config) -> anyhow::Result<(Host, Vec<(String, String)>)> {
+        let runtime = runtime_for(&cfg)?;
+        let audit = open_audit(&cfg)?;
+        let host = Host { runtime, audit, config: RwLock::new(Arc::new(Config::default())) };
+        let tls = cfg.runtime.tls_config().map_err(|m| anyhow::anyhow!("{}: {m}", cfg.source))?;
+        let total = cfg.tools.len();
+        let mut tools = Vec::with_capacity(total);
+        let mut failures = Vec::new();
+        for (i, tc) in cfg.tools.iter().enumerate() {
+            match host.load_one(&cfg, tc, &tls, i, total).await {
+                Ok(t) => tools.push(t),
+                Err(e) => failures.push((tc.name.clone(), format!("{e:#}"))),
+            }
+        }
+        let names = crate::server::names::Index::of_tools(&tools, &cfg.server.tool_name_separator);
+        failures.extend(names.problems().iter().map(|p| (String::new(), format!("{}: {p}", cfg.source))));
+        host.runtime.set_tools(tools);
+        *host.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(cfg);
+        Ok((host, failures))
+    }
+
+    async fn load_one(
+        &self,
+        cfg: &Config,
+        tc: &crate::config::ToolConfig,
+        tls: &Option<Arc<rustls::ClientConfig>>,
+        i: usize,
+        total: usize,
+    ) -> anyhow::Result<Tool> {
+        let started = Instant::now();
+        let ctx = format!("{}: tool {:?}", cfg.source, tc.name);
+        let limits = tc
+            .limits
+            .resolve(&cfg.defaults.limits, &format!("tool {:?}.limits", tc.name))
+            .map_err(|m| anyhow::anyhow!("{}: {m}", cfg.source))?;
+        let policy = tool_policy(cfg, tc).map_err(|e| anyhow::anyhow!("{}: {e}", cfg.source))?;
+        let path = cfg.resolve_path(&tc.path);
+        tracing::info!(tool = %tc.name, path = %path.display(), "loading tool {}/{total}", i + 1);
+        let mut tool = self
+            .runtime
+            .load_tool(SandboxPlan { tls: tls.clone(), ..SandboxPlan::new(policy, limits) }, &path, tc.sha256.as_deref())
+            .map_err(|e| anyhow::anyhow!("{ctx}: {e}"))?;
+        if let Err(refusal) = vet(&tool) {
+            self.audit_load_refusal(&tc.name, &refusal).await;
+            anyhow::bail!("{ctx}: {}", refusal.message);
+        }
+        if let Some(d) = &tc.description {
+            for f in &mut tool.loaded.functions {
+                f.description.get_or_insert_with(|| d.clone());
+            }
+        }
+        tracing::info!(
+            tool = %tc.name,
+            functions = tool.loaded.functions.len(),
+            cache = ?tool.loaded.cache,
+            ms = started.elapsed().as_millis() as u64,
+            "loaded tool {}/{total}", i + 1
+        );
+        Ok(tool)
     }
 
     async fn audit_load_refusal(&self, tool: &str, r: &LoadRefusal) {
@@ -237,14 +273,16 @@ fn vet(tool: &Tool) -> Result<(), LoadRefusal> {
         if let Some(interp) = eval::detect(m) {
             return Err(LoadRefusal {
                 message: format!(
-                    "the component embeds an interpreter ({}: {}), which can run code it did not ship with; set allow_eval_exec = true in [tool.policy] to allow it",
-                    interp.runtime,
-                    interp.evidence.join(", ")
+                    "the component embeds an interpreter, {}, which can run code it did not ship with. \
+                     Fix: set allow_eval_exec = true in the tool's [tool.policy]; for a local trial of a file, \
+                     `wasmward call --allow-eval FILE.wasm FUNCTION`. `wasmward inspect FILE.wasm` lists the evidence",
+                    interp.summary()
                 ),
                 denial: Denial {
                     kind: DenialKind::Eval,
                     op: "load".into(),
-                    target: format!("{} ({})", interp.runtime, interp.evidence.join(", ")),
+                    // One line; `wasmward inspect` lists the evidence.
+                    target: interp.summary(),
                     rule: "allow_eval_exec = false".into(),
                     action: "denied",
                 },
@@ -362,6 +400,17 @@ pub fn tool_name_for_file(path: &Path) -> String {
 /// the built-in ones) and no `[tool.policy]`, so it is granted nothing.
 /// What `wasmward call FILE.wasm` uses.
 pub async fn host_for_file(path: &Path, cfg: &Config) -> anyhow::Result<(Host, String)> {
+    host_for_file_with_policy(path, cfg, None).await
+}
+
+/// [`host_for_file`] with a `[tool.policy]` (still under the config's
+/// `[defaults.policy]` ceiling): `wasmward call --allow-eval` grants
+/// `allow_eval_exec` this way.
+pub async fn host_for_file_with_policy(
+    path: &Path,
+    cfg: &Config,
+    policy: Option<crate::policy::PolicySpec>,
+) -> anyhow::Result<(Host, String)> {
     let name = tool_name_for_file(path);
     let mut one = cfg.clone();
     if one.source.is_empty() {
@@ -373,7 +422,7 @@ pub async fn host_for_file(path: &Path, cfg: &Config) -> anyhow::Result<(Host, S
         sha256: None,
         description: None,
         limits: Default::default(),
-        policy: None,
+        policy,
         require_approval: false,
     }];
     Ok((Host::open(one).await?, name))

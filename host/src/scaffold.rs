@@ -16,7 +16,7 @@ pub fn sdk_dir() -> PathBuf {
 
 /// Creates the tool crate `name` in `dir` (default `./name`).
 pub fn new_tool(name: &str, lang: Lang, dir: Option<&Path>) -> Result<(), String> {
-    crate::config::validate_tool_name(name).map_err(|m| format!("tool name {m}"))?;
+    validate_new_name(name)?;
     let sdk = sdk_dir().canonicalize().map_err(|e| {
         format!("cannot find the wasmward SDK at {}: {e}; set WASMWARD_SDK_DIR to the repo's sdk/ directory", sdk_dir().display())
     })?;
@@ -30,10 +30,13 @@ pub fn new_tool(name: &str, lang: Lang, dir: Option<&Path>) -> Result<(), String
     if dest.exists() && dest.read_dir().map(|mut d| d.next().is_some()).unwrap_or(true) {
         return Err(format!("{} already exists and is not empty; choose another NAME or --dir", dest.display()));
     }
+    let abs = std::path::absolute(&dest).map_err(|e| format!("cannot resolve {}: {e}", dest.display()))?;
     let vars = [
         ("{{name}}", name.to_string()),
         ("{{name_snake}}", name.replace('-', "_")),
         ("{{sdk_path}}", sdk.display().to_string()),
+        // The project's absolute path: policy host paths must be absolute.
+        ("{{dir}}", abs.display().to_string()),
     ];
     let mut files = copy_template(&template, &dest, &vars)?;
     if files == 0 {
@@ -46,8 +49,10 @@ pub fn new_tool(name: &str, lang: Lang, dir: Option<&Path>) -> Result<(), String
     println!("created {shown} ({files} files)");
     match lang {
         Lang::Rust => {
-            println!("build it:  cd {shown} && cargo build --release --target wasm32-wasip2");
-            println!("call it:   wasmward call target/wasm32-wasip2/release/{}.wasm greet --args '{{\"name\":\"world\"}}'", name.replace('-', "_"));
+            println!("next steps (also in {shown}/README.md):");
+            println!("  cd {shown}");
+            println!("  cargo build --release --target wasm32-wasip2");
+            println!("  wasmward call --config wasmward.toml {name} greet --args '{{\"name\":\"world\"}}'");
         }
         Lang::Python => {
             println!("set up:    cd {shown} && python3 -m venv .venv && .venv/bin/pip install 'componentize-py==0.25.*'");
@@ -62,6 +67,93 @@ pub fn new_tool(name: &str, lang: Lang, dir: Option<&Path>) -> Result<(), String
         println!("it embeds an interpreter: give it `allow_eval_exec = true` in its [tool.policy] (see sdk/{lang_dir}/README.md)");
     }
     Ok(())
+}
+
+/// WIT keywords (wit-parser's lexer): a package or world cannot be named
+/// one without a `%` escape.
+const WIT_KEYWORDS: &[&str] = &[
+    "use", "type", "func", "u8", "u16", "u32", "u64", "s8", "s16", "s32", "s64", "f32", "f64", "float32", "float64",
+    "char", "resource", "own", "borrow", "record", "flags", "variant", "enum", "bool", "string", "option", "result",
+    "future", "stream", "error-context", "list", "map", "as", "from", "static", "interface", "tuple", "world", "import",
+    "export", "package", "constructor", "include", "with", "async",
+];
+
+/// Rust keywords and the names of the standard crates: a crate (the Rust
+/// template's package and library) cannot take them.
+const RUST_RESERVED: &[&str] = &[
+    "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum", "extern", "false", "fn", "for",
+    "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return", "self", "static", "struct",
+    "super", "trait", "true", "type", "unsafe", "use", "where", "while", "abstract", "become", "box", "do", "final",
+    "macro", "override", "priv", "typeof", "unsized", "virtual", "yield", "try", "gen", "std", "core", "alloc", "test",
+    "proc_macro", "proc-macro",
+];
+
+/// The rule a `wasmward new` NAME follows, for messages.
+pub const NEW_NAME_RULE: &str = "lowercase kebab-case words (a-z, 0-9) separated by single '-', each word starting \
+with a letter, at most 64 characters, not a WIT or Rust keyword: it becomes the tool's name, its WIT package \
+(`local:NAME`) and world, and the crate or package name";
+
+/// Checks a `wasmward new` NAME: a tool name that is also a valid WIT
+/// package and world name and crate name, so the scaffold builds. An
+/// error states the rule and suggests a name that follows it.
+pub fn validate_new_name(name: &str) -> Result<(), String> {
+    let problem = if name.is_empty() {
+        Some("is empty".to_string())
+    } else if name.len() > 64 {
+        Some("is longer than 64 characters".to_string())
+    } else if let Some(c) = name.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')) {
+        Some(format!("contains {c:?}"))
+    } else if name.split('-').any(str::is_empty) {
+        Some("has an empty word (a leading, trailing or doubled '-')".to_string())
+    } else if let Some(w) = name.split('-').find(|w| !w.starts_with(|c: char| c.is_ascii_lowercase())) {
+        Some(format!("has a word starting with a digit ({w:?})"))
+    } else if WIT_KEYWORDS.contains(&name) || RUST_RESERVED.contains(&name) {
+        Some("is a WIT or Rust keyword".to_string())
+    } else {
+        None
+    };
+    match problem {
+        None => Ok(()),
+        Some(why) => Err(format!(
+            "tool name {name:?} {why}; `wasmward new` needs {NEW_NAME_RULE}. Try: wasmward new {}",
+            suggest_new_name(name)
+        )),
+    }
+}
+
+/// A name close to `name` that [`validate_new_name`] accepts:
+/// `my_tool` -> `my-tool`, `1tool` -> `tool1`, `string` -> `string-tool`.
+pub fn suggest_new_name(name: &str) -> String {
+    let cleaned: String = name
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_lowercase() || c.is_ascii_digit() { c } else { '-' })
+        .collect();
+    let mut words: Vec<String> = Vec::new();
+    for w in cleaned.split('-').filter(|w| !w.is_empty()) {
+        if w.starts_with(|c: char| c.is_ascii_lowercase()) {
+            words.push(w.to_string());
+        } else if let Some(last) = words.last_mut() {
+            // `v-2` -> `v2`: a word cannot start with a digit.
+            last.push_str(w);
+        } else {
+            // Leading digits move to the end: `1tool` -> `tool1`.
+            let digits: String = w.chars().take_while(char::is_ascii_digit).collect();
+            let rest = &w[digits.len()..];
+            words.push(if rest.is_empty() { format!("tool{digits}") } else { format!("{rest}{digits}") });
+        }
+    }
+    let mut out = if words.is_empty() { "my-tool".to_string() } else { words.join("-") };
+    if WIT_KEYWORDS.contains(&out.as_str()) || RUST_RESERVED.contains(&out.as_str()) {
+        out.push_str("-tool");
+    }
+    if out.len() > 64 {
+        out.truncate(64);
+        while out.ends_with('-') {
+            out.pop();
+        }
+    }
+    out
 }
 
 /// wasmward's WIT into `wit/deps/` and the SDK's build helpers: what a

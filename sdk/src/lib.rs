@@ -7,7 +7,10 @@
 //! - [`log`]: levelled, structured logging into the host's log (never into
 //!   the agent's protocol stream);
 //! - [`process`]: run a program the operator allowlisted;
-//! - [`http`]: outgoing HTTP requests over `wasi:http`.
+//! - [`http`]: outgoing HTTP requests over `wasi:http`;
+//! - [`is_denied`]: tells a policy refusal from an ordinary failure, for
+//!   `std::io::Error` (files, sockets), [`http::HttpError`] and
+//!   [`process::ProcessError`].
 //!
 //! Files, environment variables, clocks, randomness and sockets need no
 //! helper: use `std` (`std::fs`, `std::env`, `std::net`, ...). What actually
@@ -51,9 +54,12 @@ pub mod bindings {
     });
 }
 
+pub mod denial;
 pub mod http;
 pub mod log;
 pub mod process;
+
+pub use denial::{is_denied, Denial};
 
 /// Embed the tool's WIT source in the component, in a custom section named
 /// `wasmward-docs`.

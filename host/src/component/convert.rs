@@ -98,9 +98,19 @@ pub fn json_to_val(v: &Value, ty: &WitType, path: &str) -> Result<Val, ConvertEr
             let (min, max) = ty.int_range().expect("integer type");
             let expected = || format!("expected integer {min}..={max} ({})", ty.wit_name());
             let n: i128 = match v {
-                Value::Number(n) => match (n.as_i64(), n.as_u64()) {
-                    (Some(i), _) => i as i128,
-                    (None, Some(u)) => u as i128,
+                Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+                    (Some(i), _, _) => i as i128,
+                    (None, Some(u), _) => u as i128,
+                    // JSON Schema counts 1.0 as an integer: an integral
+                    // float within range is that integer (`as` saturates,
+                    // so a huge one fails the range check below).
+                    (None, None, Some(f)) if f.is_finite() && f.fract() == 0.0 => {
+                        let n = f as i128;
+                        if n < min || n > max {
+                            return err(path, format!("{}, got {}", expected(), got(v)));
+                        }
+                        n
+                    }
                     _ => return err(path, format!("{}, got {}", expected(), got(v))),
                 },
                 // A 64-bit integer may come as a decimal string (exact past 2^53).
@@ -455,6 +465,28 @@ mod tests {
         }
     }
 
+    /// JSON Schema counts 1.0 as an integer: integral floats within range
+    /// are accepted as that integer.
+    #[test]
+    fn integral_floats_are_integers() {
+        let cases: Vec<(WitType, Value, Val)> = vec![
+            (U8, json!(1.0), Val::U8(1)),
+            (U8, json!(255.0), Val::U8(255)),
+            (U8, json!(-0.0), Val::U8(0)),
+            (S8, json!(-128.0), Val::S8(-128)),
+            (U32, json!(4294967295.0), Val::U32(u32::MAX)),
+            (S64, json!(-9007199254740992.0), Val::S64(-9007199254740992)),
+            (U64, json!(1e19), Val::U64(10_000_000_000_000_000_000)),
+        ];
+        for (ty, input, want) in cases {
+            let got = json_to_val(&input, &ty, "args.x").unwrap_or_else(|e| panic!("{input} as {}: {e}", ty.wit_name()));
+            assert_eq!(got, want, "{input} as {}", ty.wit_name());
+        }
+        let rec = Record(vec![("scale".into(), U8)]);
+        let got = json_to_val(&json!({"scale": 1.0}), &rec, "args.x").expect("scale 1.0");
+        assert_eq!(got, Val::Record(vec![("scale".into(), Val::U8(1))]));
+    }
+
     /// Bad inputs and the exact message each must produce.
     #[test]
     fn bad_inputs_name_the_path_and_the_expected_type() {
@@ -463,6 +495,12 @@ mod tests {
             (U8, json!(300), "args.x: expected integer 0..=255 (u8), got 300"),
             (U8, json!(-1), "args.x: expected integer 0..=255 (u8), got -1"),
             (S8, json!(1.5), "args.x: expected integer -128..=127 (s8), got 1.5"),
+            (U8, json!(256.0), "args.x: expected integer 0..=255 (u8), got 256.0"),
+            (U8, json!(-1.0), "args.x: expected integer 0..=255 (u8), got -1.0"),
+            (U8, json!(0.5), "args.x: expected integer 0..=255 (u8), got 0.5"),
+            (S64, json!(1e19), "args.x: expected integer -9223372036854775808..=9223372036854775807 (s64), got 1e+19"),
+            (U64, json!(1e300), "args.x: expected integer 0..=18446744073709551615 (u64), got 1e+300"),
+            (person.clone(), json!({"name": "a", "age": 2.5}), "args.x.age: expected integer 0..=255 (u8), got 2.5"),
             (U32, json!("5"), "args.x: expected integer 0..=4294967295 (u32), got \"5\""),
             (U64, json!("5x"), "args.x: expected integer 0..=18446744073709551615 (u64) or the same as a decimal string, got \"5x\""),
             (U64, json!("18446744073709551616"), "args.x: expected integer 0..=18446744073709551615 (u64), got 18446744073709551616"),

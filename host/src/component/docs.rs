@@ -8,10 +8,105 @@
 use std::collections::HashMap;
 
 /// Docs of every function in the tool's WIT, keyed by
-/// (interface name or "" for world-level, function name).
+/// (interface name or "" for world-level, function name), and of its
+/// records, variants, enums and flags.
 #[derive(Debug, Clone, Default)]
 pub struct WitDocs {
     funcs: HashMap<(String, String), String>,
+    pub types: TypeDocs,
+}
+
+/// Docs of a type and of each of its fields or cases, in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShapeDocs {
+    pub doc: Option<String>,
+    pub members: Vec<Option<String>>,
+}
+
+impl ShapeDocs {
+    fn is_empty(&self) -> bool {
+        self.doc.is_none() && self.members.iter().all(Option::is_none)
+    }
+
+    /// The doc of member `i` (a field or case), if any.
+    pub fn member(&self, i: usize) -> Option<&str> {
+        self.members.get(i)?.as_deref()
+    }
+}
+
+/// `///` docs of record fields, variant and enum cases and flags.
+///
+/// Component types carry no type names, only the names of fields and
+/// cases, so a type is found by those: the record `{x, y}` is the WIT
+/// record whose fields are `x, y` in that order. When two types of the
+/// same kind share the member names but differ in docs, neither's docs
+/// are used (an ambiguous doc is worse than none).
+#[derive(Debug, Clone, Default)]
+pub struct TypeDocs {
+    by_members: HashMap<(Kind, Vec<String>), Option<ShapeDocs>>,
+}
+
+/// The kind of type a [`TypeDocs`] entry describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Record,
+    Variant,
+    Enum,
+    Flags,
+}
+
+fn doc_text(d: &wit_parser::Docs) -> Option<String> {
+    d.contents.as_deref().map(str::trim).filter(|t| !t.is_empty()).map(str::to_string)
+}
+
+impl TypeDocs {
+    fn add(&mut self, kind: Kind, names: Vec<String>, docs: ShapeDocs) {
+        use std::collections::hash_map::Entry;
+        match self.by_members.entry((kind, names)) {
+            Entry::Vacant(v) => {
+                v.insert(Some(docs));
+            }
+            Entry::Occupied(mut o) => {
+                let merged = match o.get() {
+                    None => None,
+                    Some(prev) if *prev == docs || docs.is_empty() => Some(prev.clone()),
+                    Some(prev) if prev.is_empty() => Some(docs),
+                    // Same names, different docs: ambiguous, so none.
+                    Some(_) => None,
+                };
+                o.insert(merged);
+            }
+        }
+    }
+
+    /// The docs of the `kind` type whose fields or cases are `names`.
+    pub fn get(&self, kind: Kind, names: &[&str]) -> Option<&ShapeDocs> {
+        let key = (kind, names.iter().map(|n| n.to_string()).collect());
+        self.by_members.get(&key)?.as_ref().filter(|d| !d.is_empty())
+    }
+
+    fn collect(&mut self, pkg: &wit_parser::UnresolvedPackage) {
+        use wit_parser::TypeDefKind;
+        for (_, t) in pkg.types.iter() {
+            let doc = doc_text(&t.docs);
+            let (kind, names, members): (Kind, Vec<String>, Vec<Option<String>>) = match &t.kind {
+                TypeDefKind::Record(r) => {
+                    (Kind::Record, r.fields.iter().map(|f| f.name.clone()).collect(), r.fields.iter().map(|f| doc_text(&f.docs)).collect())
+                }
+                TypeDefKind::Variant(v) => {
+                    (Kind::Variant, v.cases.iter().map(|c| c.name.clone()).collect(), v.cases.iter().map(|c| doc_text(&c.docs)).collect())
+                }
+                TypeDefKind::Enum(e) => {
+                    (Kind::Enum, e.cases.iter().map(|c| c.name.clone()).collect(), e.cases.iter().map(|c| doc_text(&c.docs)).collect())
+                }
+                TypeDefKind::Flags(f) => {
+                    (Kind::Flags, f.flags.iter().map(|c| c.name.clone()).collect(), f.flags.iter().map(|c| doc_text(&c.docs)).collect())
+                }
+                _ => continue,
+            };
+            self.add(kind, names, ShapeDocs { doc, members });
+        }
+    }
 }
 
 impl WitDocs {
@@ -25,7 +120,9 @@ impl WitDocs {
             }
         };
         let mut funcs = HashMap::new();
+        let mut types = TypeDocs::default();
         for pkg in std::iter::once(&group.main).chain(&group.nested) {
+            types.collect(pkg);
             for (_, iface) in pkg.interfaces.iter() {
                 let name = iface.name.clone().unwrap_or_default();
                 for (fname, f) in &iface.functions {
@@ -44,7 +141,7 @@ impl WitDocs {
                 }
             }
         }
-        WitDocs { funcs }
+        WitDocs { funcs, types }
     }
 
     /// The doc comment of `function` in `interface` ("" at world level).
@@ -113,6 +210,65 @@ world demo {
         for (iface, func, want) in cases {
             assert_eq!(docs.function(iface, func), *want, "{iface}/{func}");
         }
+    }
+
+    const TYPES_WIT: &str = r#"
+package example:types;
+
+interface shapes {
+    /// A point on the plane.
+    record point {
+        /// Distance from the left edge, in pixels.
+        x: u32,
+        y: u32,
+    }
+    /// How to scale.
+    variant scale {
+        /// Keep the size.
+        none,
+        /// Multiply by this factor.
+        factor(u8),
+    }
+    enum style {
+        /// ALL CAPITALS
+        upper,
+        lower,
+    }
+    flags perms {
+        /// May read.
+        read,
+        write,
+    }
+    // Same member names as `point`, different docs: ambiguous.
+    record twin-a {
+        /// a's doc
+        left: u8,
+    }
+    record twin-b {
+        /// b's doc
+        left: u8,
+    }
+    // Same member names, no docs: does not hide `point2`'s.
+    record point2 { /// documented once
+        z: u8 }
+    record point2-bare { z: u8 }
+}
+"#;
+
+    #[test]
+    fn finds_docs_of_fields_and_cases_by_member_names() {
+        let d = WitDocs::parse(TYPES_WIT).types;
+        let point = d.get(Kind::Record, &["x", "y"]).expect("point");
+        assert_eq!(point.doc.as_deref(), Some("A point on the plane."));
+        assert_eq!((point.member(0), point.member(1)), (Some("Distance from the left edge, in pixels."), None));
+        assert!(d.get(Kind::Record, &["y", "x"]).is_none(), "field order matters");
+        assert!(d.get(Kind::Variant, &["x", "y"]).is_none(), "kind matters");
+        let scale = d.get(Kind::Variant, &["none", "factor"]).expect("scale");
+        assert_eq!((scale.doc.as_deref(), scale.member(0), scale.member(1)), (Some("How to scale."), Some("Keep the size."), Some("Multiply by this factor.")));
+        assert_eq!(d.get(Kind::Enum, &["upper", "lower"]).and_then(|e| e.member(0)), Some("ALL CAPITALS"));
+        assert_eq!(d.get(Kind::Flags, &["read", "write"]).and_then(|e| e.member(0)), Some("May read."));
+        assert!(d.get(Kind::Record, &["left"]).is_none(), "ambiguous twins give no docs");
+        assert_eq!(d.get(Kind::Record, &["z"]).and_then(|e| e.member(0)), Some("documented once"));
     }
 
     #[test]

@@ -12,6 +12,39 @@ pub struct Interpreter {
     pub evidence: Vec<String>,
 }
 
+impl Interpreter {
+    /// The language the tool itself is written in, as an author would say
+    /// it (the runtime's own code is usually Rust or C).
+    pub fn language(&self) -> &'static str {
+        match self.runtime {
+            "CPython" => "Python",
+            "SpiderMonkey (StarlingMonkey)" | "QuickJS" => "JavaScript",
+            "Lua" => "Lua",
+            "Ruby" => "Ruby",
+            _ => "unknown",
+        }
+    }
+
+    /// The toolchain that embedded the runtime, where the evidence names
+    /// it or the runtime has one usual toolchain.
+    pub fn toolchain(&self) -> Option<&'static str> {
+        match self.runtime {
+            "CPython" => Some("componentize-py"),
+            "SpiderMonkey (StarlingMonkey)" => Some("componentize-js"),
+            _ => None,
+        }
+    }
+
+    /// One line: `CPython (componentize-py)`. The evidence is for
+    /// `wasmward inspect`.
+    pub fn summary(&self) -> String {
+        match self.toolchain() {
+            Some(t) => format!("{} ({t})", self.runtime.replace(" (StarlingMonkey)", "/StarlingMonkey")),
+            None => self.runtime.to_string(),
+        }
+    }
+}
+
 /// Byte strings found in interpreter runtimes' code and data.
 pub const BYTE_MARKERS: &[(&str, &str)] = &[
     ("CPython", "Py_GetBuildInfo"),
@@ -127,6 +160,20 @@ mod tests {
         ];
         for (m, want) in cases {
             assert_eq!(detect(&m).map(|i| i.runtime), want, "{m:?}");
+        }
+    }
+
+    #[test]
+    fn the_summary_is_one_line_naming_runtime_and_toolchain() {
+        let cases = [
+            ("CPython", "CPython (componentize-py)", "Python"),
+            ("SpiderMonkey (StarlingMonkey)", "SpiderMonkey/StarlingMonkey (componentize-js)", "JavaScript"),
+            ("QuickJS", "QuickJS", "JavaScript"),
+            ("Lua", "Lua", "Lua"),
+        ];
+        for (runtime, summary, language) in cases {
+            let i = Interpreter { runtime, evidence: vec!["a".into(), "b".into()] };
+            assert_eq!((i.summary().as_str(), i.language()), (summary, language), "{runtime}");
         }
     }
 }

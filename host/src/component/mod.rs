@@ -239,8 +239,8 @@ fn describe(
         }
         None => (None, Default::default()),
     };
-    let input_schema = schema::input_schema(&params, &|p| param_docs.get(p).cloned());
-    let output_schema = schema::output_schema(result.as_ref());
+    let input_schema = schema::input_schema_documented(&params, &|p| param_docs.get(p).cloned(), &docs.types);
+    let output_schema = schema::output_schema_documented(result.as_ref(), &docs.types);
     Ok(ToolFunction {
         name: mcp_safe(&name),
         interface: interface.map(str::to_string),

@@ -20,6 +20,7 @@
 //! - flags are an array of unique names, in input and output alike;
 //! - non-finite floats are the strings `"NaN"`, `"Infinity"`, `"-Infinity"`.
 
+use super::docs::{Kind, TypeDocs};
 use super::wit_type::WitType;
 use serde_json::{json, Map, Value};
 
@@ -39,6 +40,20 @@ pub enum Side {
 
 /// The JSON Schema of one WIT type.
 pub fn type_schema(ty: &WitType, side: Side) -> Value {
+    type_schema_documented(ty, side, &TypeDocs::default())
+}
+
+/// Sets `description` on a schema object unless it has one.
+fn describe(schema: &mut Value, doc: Option<&str>) {
+    if let (Some(doc), Some(o)) = (doc, schema.as_object_mut()) {
+        o.entry("description").or_insert_with(|| Value::String(doc.to_string()));
+    }
+}
+
+/// [`type_schema`] with the `///` docs of records' fields, variants' and
+/// enums' cases and flags as `description`s.
+pub fn type_schema_documented(ty: &WitType, side: Side, docs: &TypeDocs) -> Value {
+    let type_schema = |t: &WitType, side: Side| type_schema_documented(t, side, docs);
     match ty {
         WitType::Bool => json!({"type": "boolean"}),
         WitType::S8
@@ -75,7 +90,21 @@ pub fn type_schema(ty: &WitType, side: Side) -> Value {
         WitType::FixedList(t, n) => json!({
             "type": "array", "items": type_schema(t, side), "minItems": n, "maxItems": n
         }),
-        WitType::Record(fields) => object_schema(fields.iter().map(|(n, t)| (n.as_str(), t)), side),
+        WitType::Record(fields) => {
+            let names: Vec<&str> = fields.iter().map(|(n, _)| n.as_str()).collect();
+            let shape = docs.get(Kind::Record, &names);
+            let mut s = object_schema_documented(fields.iter().map(|(n, t)| (n.as_str(), t)), side, docs);
+            if let (Some(shape), Some(props)) = (shape, s.get_mut("properties").and_then(Value::as_object_mut)) {
+                for (i, name) in names.iter().enumerate() {
+                    // A field's own doc wins over its type's.
+                    if let (Some(doc), Some(p)) = (shape.member(i), props.get_mut(*name).and_then(Value::as_object_mut)) {
+                        p.insert("description".into(), Value::String(doc.to_string()));
+                    }
+                }
+            }
+            describe(&mut s, shape.and_then(|d| d.doc.as_deref()));
+            s
+        }
         WitType::Tuple(ts) => json!({
             "type": "array",
             "prefixItems": ts.iter().map(|t| type_schema(t, side)).collect::<Vec<_>>(),
@@ -83,9 +112,11 @@ pub fn type_schema(ty: &WitType, side: Side) -> Value {
             "maxItems": ts.len(),
         }),
         WitType::Variant(cases) => {
-            let one_of: Vec<Value> = cases
-                .iter()
-                .map(|(name, payload)| match payload {
+            let names: Vec<&str> = cases.iter().map(|(n, _)| n.as_str()).collect();
+            let shape = docs.get(Kind::Variant, &names);
+            let mut one_of = Vec::with_capacity(cases.len());
+            for (i, (name, payload)) in cases.iter().enumerate() {
+                let mut case = match payload {
                     Some(t) => json!({
                         "type": "object",
                         "properties": {"tag": {"const": name}, "value": type_schema(t, side)},
@@ -98,11 +129,20 @@ pub fn type_schema(ty: &WitType, side: Side) -> Value {
                         "required": ["tag"],
                         "additionalProperties": false,
                     }),
-                })
-                .collect();
-            json!({"oneOf": one_of})
+                };
+                describe(&mut case, shape.and_then(|d| d.member(i)));
+                one_of.push(case);
+            }
+            let mut s = json!({"oneOf": one_of});
+            describe(&mut s, shape.and_then(|d| d.doc.as_deref()));
+            s
         }
-        WitType::Enum(names) => json!({"type": "string", "enum": names}),
+        WitType::Enum(names) => {
+            let mut s = json!({"type": "string", "enum": names});
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            describe(&mut s, docs.get(Kind::Enum, &refs).map(|d| cases_doc(d, &refs)).as_deref());
+            s
+        }
         WitType::Option(inner) => {
             let some = if admits_null(inner) {
                 json!({
@@ -128,12 +168,30 @@ pub fn type_schema(ty: &WitType, side: Side) -> Value {
             };
             json!({"oneOf": [arm("ok", ok), arm("err", err)]})
         }
-        WitType::Flags(names) => json!({
-            "type": "array",
-            "items": {"type": "string", "enum": names},
-            "uniqueItems": true,
-        }),
+        WitType::Flags(names) => {
+            let mut s = json!({
+                "type": "array",
+                "items": {"type": "string", "enum": names},
+                "uniqueItems": true,
+            });
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            describe(&mut s, docs.get(Kind::Flags, &refs).map(|d| cases_doc(d, &refs)).as_deref());
+            s
+        }
     }
+}
+
+/// An enum's or flags' description: the type's doc, then one line per
+/// documented case (`- upper: all capitals`), since JSON Schema cannot
+/// describe the values of an `enum` one by one.
+fn cases_doc(d: &super::docs::ShapeDocs, names: &[&str]) -> String {
+    let mut lines: Vec<String> = d.doc.iter().cloned().collect();
+    for (i, name) in names.iter().enumerate() {
+        if let Some(doc) = d.member(i) {
+            lines.push(format!("- {name}: {}", doc.replace('\n', " ")));
+        }
+    }
+    lines.join("\n")
 }
 
 /// True when `null` is a valid JSON value of `ty`: the case where an
@@ -144,10 +202,14 @@ pub fn admits_null(ty: &WitType) -> bool {
 
 /// A JSON object schema whose option-typed properties are not required.
 pub fn object_schema<'a>(fields: impl Iterator<Item = (&'a str, &'a WitType)>, side: Side) -> Value {
+    object_schema_documented(fields, side, &TypeDocs::default())
+}
+
+fn object_schema_documented<'a>(fields: impl Iterator<Item = (&'a str, &'a WitType)>, side: Side, docs: &TypeDocs) -> Value {
     let mut props = Map::new();
     let mut required = Vec::new();
     for (name, ty) in fields {
-        props.insert(name.to_string(), type_schema(ty, side));
+        props.insert(name.to_string(), type_schema_documented(ty, side, docs));
         if !matches!(ty, WitType::Option(_)) {
             required.push(Value::from(name));
         }
@@ -163,7 +225,13 @@ pub fn object_schema<'a>(fields: impl Iterator<Item = (&'a str, &'a WitType)>, s
 /// Input schema of a function: one property per parameter, with the
 /// parameter descriptions (from WIT docs) attached where known.
 pub fn input_schema(params: &[(String, WitType)], param_docs: &dyn Fn(&str) -> Option<String>) -> Value {
-    let mut schema = object_schema(params.iter().map(|(n, t)| (n.as_str(), t)), Side::Input);
+    input_schema_documented(params, param_docs, &TypeDocs::default())
+}
+
+/// [`input_schema`] with the docs of the types' fields and cases. A
+/// parameter's own doc wins over its type's.
+pub fn input_schema_documented(params: &[(String, WitType)], param_docs: &dyn Fn(&str) -> Option<String>, docs: &TypeDocs) -> Value {
+    let mut schema = object_schema_documented(params.iter().map(|(n, t)| (n.as_str(), t)), Side::Input, docs);
     if let Some(props) = schema.get_mut("properties").and_then(Value::as_object_mut) {
         for (name, prop) in props.iter_mut() {
             if let (Some(doc), Some(obj)) = (param_docs(name), prop.as_object_mut()) {
@@ -185,25 +253,38 @@ _meta[\"wasmward/error\"].value, over HTTP the error body's value).";
 /// `null` for a function with no result; for a top-level `result<T, E>`,
 /// the schema of `T` (`null` without one), since an `err` never is a value.
 pub fn result_value_schema(result: Option<&WitType>) -> Value {
+    result_value_schema_documented(result, &TypeDocs::default())
+}
+
+fn result_value_schema_documented(result: Option<&WitType>, docs: &TypeDocs) -> Value {
     match result {
         None => json!({"type": "null"}),
         Some(WitType::Result { ok, .. }) => {
-            let mut s = ok.as_ref().map_or(json!({"type": "null"}), |t| type_schema(t, Side::Output));
+            let mut s = ok.as_ref().map_or(json!({"type": "null"}), |t| type_schema_documented(t, Side::Output, docs));
             if let Some(o) = s.as_object_mut() {
-                o.insert("description".into(), Value::String(RESULT_ERR_NOTE.into()));
+                let note = match o.get("description").and_then(Value::as_str) {
+                    Some(doc) => format!("{doc}\n\n{RESULT_ERR_NOTE}"),
+                    None => RESULT_ERR_NOTE.to_string(),
+                };
+                o.insert("description".into(), Value::String(note));
             }
             s
         }
-        Some(t) => type_schema(t, Side::Output),
+        Some(t) => type_schema_documented(t, Side::Output, docs),
     }
 }
 
 /// Output schema of a function. MCP requires an object, so the value sits
 /// under `result`, always present (`null` for a function with no result).
 pub fn output_schema(result: Option<&WitType>) -> Value {
+    output_schema_documented(result, &TypeDocs::default())
+}
+
+/// [`output_schema`] with the docs of the result type's fields and cases.
+pub fn output_schema_documented(result: Option<&WitType>, docs: &TypeDocs) -> Value {
     json!({
         "type": "object",
-        "properties": {"result": result_value_schema(result)},
+        "properties": {"result": result_value_schema_documented(result, docs)},
         "required": ["result"],
         "additionalProperties": false,
     })
@@ -346,6 +427,59 @@ mod tests {
         assert_eq!(s["required"], json!(["name"]));
         assert_eq!(s["properties"]["name"]["description"], json!("Who to greet"));
         assert!(s["properties"]["limit"].get("description").is_none());
+    }
+
+    #[test]
+    fn field_and_case_docs_become_descriptions() {
+        let wit = r#"
+package example:d;
+interface i {
+    /// Scaling options.
+    record opts {
+        /// How much to scale, 1 for none.
+        scale: u8,
+        /// Optional label.
+        label: option<string>,
+        shape: shape,
+        style: style,
+    }
+    /// A shape.
+    variant shape {
+        /// Just a dot.
+        point,
+        circle(f64),
+    }
+    enum style {
+        /// ALL CAPS
+        upper,
+        lower,
+    }
+}
+"#;
+        let docs = super::super::docs::WitDocs::parse(wit).types;
+        let shape = Variant(vec![("point".into(), None), ("circle".into(), Some(F64))]);
+        let style = Enum(vec!["upper".into(), "lower".into()]);
+        let opts = rec(&[("scale", U8), ("label", Option(Box::new(String))), ("shape", shape), ("style", style)]);
+        let params = vec![("o".to_string(), opts.clone())];
+        let s = input_schema_documented(&params, &|_| None, &docs);
+        let o = &s["properties"]["o"];
+        assert_eq!(o["description"], "Scaling options.");
+        assert_eq!(o["properties"]["scale"]["description"], "How much to scale, 1 for none.");
+        assert_eq!(o["properties"]["label"]["description"], "Optional label.");
+        // A field without a doc gets its type's.
+        assert_eq!(o["properties"]["shape"]["description"], "A shape.");
+        assert_eq!(o["properties"]["shape"]["oneOf"][0]["description"], "Just a dot.");
+        assert!(o["properties"]["shape"]["oneOf"][1].get("description").is_none());
+        assert_eq!(o["properties"]["style"]["description"], "- upper: ALL CAPS");
+        // A parameter's own doc wins over its type's.
+        let s = input_schema_documented(&params, &|_| Some("the options".into()), &docs);
+        assert_eq!(s["properties"]["o"]["description"], "the options");
+        assert_eq!(s["properties"]["o"]["properties"]["scale"]["description"], "How much to scale, 1 for none.");
+        // Output schemas too, and without docs nothing changes.
+        let out = output_schema_documented(Some(&opts), &docs);
+        assert_eq!(out["properties"]["result"]["properties"]["scale"]["description"], "How much to scale, 1 for none.");
+        assert_eq!(output_schema(Some(&opts)), output_schema_documented(Some(&opts), &TypeDocs::default()));
+        assert!(!output_schema(Some(&opts)).to_string().contains("description"));
     }
 
     /// The output schema of every kind of signature, and values of it.
