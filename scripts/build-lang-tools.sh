@@ -4,7 +4,8 @@
 #
 # Installs the toolchains itself: componentize-py 0.25.x into a venv under
 # target/lang/venv (from its wheel, kept in target/lang/wheels), componentize-js 0.23.x from sdk/js's committed
-# package.json and lock file into target/lang/js. Each tool is rebuilt only when a hash of its inputs
+# package.json and lock file into target/lang/js (JS tools are built with
+# sdk/js/build.mjs). Each tool is rebuilt only when a hash of its inputs
 # (sources, the repo's WIT, the SDK helpers, the toolchain version) changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,8 +39,12 @@ fi
 pyver=$("$venv/bin/componentize-py" --version)
 
 js=$work/js
+# npm's download cache for this lock, kept in target/lang/npm-cache: a
+# scaffolded tool's `npm install` can then run offline from it (the JS
+# author test, tests/author_js.rs, does).
+export npm_config_cache=$work/npm-cache
 lock_hash=$(cat sdk/js/package.json sdk/js/package-lock.json | sha256sum | cut -d' ' -f1)
-if [ "$(cat "$js/node_modules/.wasmward-lock" 2>/dev/null)" != "$lock_hash" ]; then
+if [ "$(cat "$js/node_modules/.wasmward-lock" 2>/dev/null)" != "$lock_hash" ] || [ ! -d "$npm_config_cache" ]; then
   echo "installing componentize-js from sdk/js/package-lock.json into $js..." >&2
   rm -rf "$js" && mkdir -p "$js"
   cp sdk/js/package.json sdk/js/package-lock.json "$js/"
@@ -88,14 +93,15 @@ else
 fi
 
 tool=js-text
-h=$(inputs_hash "$jsver" example-tools/$tool wit sdk/js/embed-docs.mjs sdk/js/package-lock.json)
+h=$(inputs_hash "$jsver" example-tools/$tool wit sdk/js/build.mjs sdk/js/wasmward.js sdk/js/package-lock.json)
 if fresh $tool "$h"; then
   echo "$tool: up to date" >&2
 else
   echo "building $tool with $jsver..." >&2
-  dir=$(stage $tool example-tools/$tool/app.js)
-  node "$cjs/src/cli.js" "$dir/app.js" -w "$dir/wit" -n $tool -o "$out/$tool.wasm.tmp"
-  node sdk/js/embed-docs.mjs "$out/$tool.wasm.tmp" "$dir/wit/world.wit" >/dev/null
+  # The SDK's build.mjs, as a scaffolded tool runs it (`npm run build`).
+  dir=$(stage $tool example-tools/$tool/app.js sdk/js/build.mjs sdk/js/wasmward.js)
+  ln -s "$js/node_modules" "$dir/node_modules"
+  (cd "$dir" && node build.mjs app.js --world $tool --out "$out/$tool.wasm.tmp" >/dev/null)
   mv "$out/$tool.wasm.tmp" "$out/$tool.wasm"
   echo "built $out/$tool.wasm ($(stat -c %s "$out/$tool.wasm") bytes)" >&2
   echo "$h" > "$out/$tool.wasm.inputs"

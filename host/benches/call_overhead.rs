@@ -212,14 +212,7 @@ impl Setup {
 // ------------------------------------------------------------- measuring
 
 async fn sequential(setup: &Setup, which: Which, n: usize) -> Stats {
-    let mut lat = Vec::with_capacity(n);
-    let start = Instant::now();
-    for _ in 0..n {
-        let t = Instant::now();
-        setup.call(which).await;
-        lat.push(t.elapsed());
-    }
-    stats(lat, start.elapsed())
+    support::sequential(n, 0, || setup.call(which)).await
 }
 
 /// `loops` concurrent loops of `n / loops` calls each on a multi-thread

@@ -34,7 +34,7 @@
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{env_usize, us};
+use support::{env_usize, stats, us, Stats};
 
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -92,13 +92,6 @@ impl Setup {
     }
 }
 
-struct Stats {
-    per_call: Duration,
-    per_sec: f64,
-    p50: Duration,
-    p99: Duration,
-}
-
 /// `n` calls as `CONCURRENCY` concurrent loops.
 async fn measure(setup: &Arc<Setup>, which: Which, n: usize) -> Stats {
     let per_loop = n / CONCURRENCY;
@@ -126,29 +119,12 @@ async fn measure(setup: &Arc<Setup>, which: Which, n: usize) -> Stats {
     for t in run(per_loop) {
         lat.extend(t.await.unwrap());
     }
-    let wall = start.elapsed();
-    lat.sort();
-    let at = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)];
-    let calls = (per_loop * CONCURRENCY) as u32;
-    Stats { per_call: wall / calls, per_sec: calls as f64 / wall.as_secs_f64(), p50: at(0.5), p99: at(0.99) }
+    stats(lat, start.elapsed())
 }
 
 /// `n` calls one after another (one in flight).
 async fn measure_seq(setup: &Arc<Setup>, which: Which, n: usize) -> Stats {
-    for _ in 0..200 {
-        setup.call(which).await; // warm-up
-    }
-    let mut lat = Vec::with_capacity(n);
-    let start = Instant::now();
-    for _ in 0..n {
-        let t = Instant::now();
-        setup.call(which).await;
-        lat.push(t.elapsed());
-    }
-    let wall = start.elapsed();
-    lat.sort();
-    let at = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)];
-    Stats { per_call: wall / n as u32, per_sec: n as f64 / wall.as_secs_f64(), p50: at(0.5), p99: at(0.99) }
+    support::sequential(n, 200, || setup.call(which)).await
 }
 
 /// CPU time run so far by every thread named `wasmward-audit`, from
@@ -398,7 +374,7 @@ fn main() {
     let median: Vec<Stats> = results
         .into_iter()
         .map(|mut v| {
-            v.sort_by_key(|s| s.per_call);
+            v.sort_by_key(|s| s.per_call());
             v.swap_remove(v.len() / 2)
         })
         .collect();
@@ -406,23 +382,23 @@ fn main() {
     println!("{:<42} {:>13} {:>10} {:>10} {:>10}", "path", "per call", "calls/s", "p50", "p99");
     for (i, &p) in paths.iter().enumerate() {
         let s = &median[i];
-        println!("{:<42} {:>13} {:>10.0} {:>10} {:>10}", p.label(), us(s.per_call), s.per_sec, us(s.p50), us(s.p99));
+        println!("{:<42} {:>13} {:>10.0} {:>10} {:>10}", p.label(), us(s.per_call()), s.per_sec, us(s.p50), us(s.p99));
     }
-    let core = median[0].per_call.as_secs_f64();
-    let pct = |s: &Stats| (s.per_call.as_secs_f64() / core - 1.0) * 100.0;
+    let core = median[0].per_call().as_secs_f64();
+    let pct = |s: &Stats| (s.per_call().as_secs_f64() / core - 1.0) * 100.0;
     println!("\nadded per-call cost over core (throughput-based, concurrency {CONCURRENCY}; target <= 15% with commit):");
-    println!("  policy only          {:+6.1}%  ({:.2}x)", pct(&median[1]), median[1].per_call.as_secs_f64() / core);
-    println!("  policy + audit commit {:+6.1}%  ({:.2}x)", pct(&median[2]), median[2].per_call.as_secs_f64() / core);
-    println!("  policy + audit fsync  {:+6.1}%  ({:.2}x)", pct(&median[3]), median[3].per_call.as_secs_f64() / core);
-    println!("  policy + audit async  {:+6.1}%  ({:.2}x)", pct(&median[4]), median[4].per_call.as_secs_f64() / core);
+    println!("  policy only          {:+6.1}%  ({:.2}x)", pct(&median[1]), median[1].per_call().as_secs_f64() / core);
+    println!("  policy + audit commit {:+6.1}%  ({:.2}x)", pct(&median[2]), median[2].per_call().as_secs_f64() / core);
+    println!("  policy + audit fsync  {:+6.1}%  ({:.2}x)", pct(&median[3]), median[3].per_call().as_secs_f64() / core);
+    println!("  policy + audit async  {:+6.1}%  ({:.2}x)", pct(&median[4]), median[4].per_call().as_secs_f64() / core);
     println!(
         "  audit commit over policy only: {:+.1}%",
-        (median[2].per_call.as_secs_f64() / median[1].per_call.as_secs_f64() - 1.0) * 100.0
+        (median[2].per_call().as_secs_f64() / median[1].per_call().as_secs_f64() - 1.0) * 100.0
     );
 
     println!(
         "  commit throughput / audit off: {:.1}% (target >= 70%)",
-        median[1].per_call.as_secs_f64() / median[2].per_call.as_secs_f64() * 100.0
+        median[1].per_call().as_secs_f64() / median[2].per_call().as_secs_f64() * 100.0
     );
 
     let seq_n = env_usize("BENCH_SEQ_CALLS", 5_000);

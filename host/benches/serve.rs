@@ -194,6 +194,30 @@ impl StdioClient {
         c
     }
 
+    /// Waits until `tools/list` names `tool`: Wassette loads its
+    /// components in the background after `initialize`.
+    fn wait_for_tool(&mut self, tool: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let id = self.next_id;
+            self.next_id += 1;
+            self.send(&serde_json::to_vec(&json!({"jsonrpc": "2.0", "id": id, "method": "tools/list"})).unwrap());
+            let mut line = String::new();
+            while !line.contains(&format!("\"id\":{id}")) {
+                line.clear();
+                let n = self.stdout.read_line(&mut line).unwrap();
+                assert!(n > 0, "{}: the server closed its stdout", self.what);
+            }
+            let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{}: not JSON ({e}): {line}", self.what));
+            let tools = v["result"]["tools"].as_array().cloned().unwrap_or_default();
+            if tools.iter().any(|t| t["name"] == tool) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{}: `{tool}` not in tools/list after 60 s: {line}", self.what);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     fn send(&mut self, bytes: &[u8]) {
         let mut b = bytes.to_vec();
         if !b.ends_with(b"\n") {
@@ -308,14 +332,25 @@ async fn post(conn: &mut Conn, t: &HttpTarget, session: Option<&str>, body: Vec<
     (sid, msg)
 }
 
-async fn http_session(t: &HttpTarget) -> String {
+async fn http_session(t: &HttpTarget, tool: &str) -> String {
     let mut c = connect(&t.addr).await;
     let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": PROTOCOL, "capabilities": {}, "clientInfo": {"name": "bench", "version": "0"}}});
     let (sid, r) = post(&mut c, t, None, serde_json::to_vec(&init).unwrap()).await;
     assert!(r.is_some_and(|r| r.get("result").is_some()), "initialize failed");
     let sid = sid.expect("no mcp-session-id on the initialize response");
     post(&mut c, t, Some(&sid), b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}".to_vec()).await;
-    sid
+    // Wassette loads its components in the background after `initialize`.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+        let (_, r) = post(&mut c, t, Some(&sid), serde_json::to_vec(&list).unwrap()).await;
+        let tools = r.as_ref().and_then(|r| r["result"]["tools"].as_array().cloned()).unwrap_or_default();
+        if tools.iter().any(|x| x["name"] == tool) {
+            return sid;
+        }
+        assert!(Instant::now() < deadline, "`{tool}` not in tools/list after 60 s: {r:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 async fn http_run(t: Arc<HttpTarget>, sid: Arc<String>, tool: &str, calls: usize, inflight: usize) -> Stats {
@@ -513,6 +548,7 @@ struct Row {
 
 fn measure_stdio(name: &str, kind: &Kind, calls: usize) -> Row {
     let mut c = StdioClient::start(name, kind.stdio_cmd());
+    c.wait_for_tool(kind.tool());
     c.run(kind.tool(), calls / 10 + 50, 8); // warm-up
     let one = c.run(kind.tool(), calls, 1);
     let eight = c.run(kind.tool(), calls, 8);
@@ -524,7 +560,7 @@ fn measure_http(rt: &tokio::runtime::Runtime, name: &str, kind: &Kind, calls: us
     let (child, addr, token) = kind.start_http();
     let t = Arc::new(HttpTarget { addr, token });
     let row = rt.block_on(async {
-        let sid = Arc::new(http_session(&t).await);
+        let sid = Arc::new(http_session(&t, kind.tool()).await);
         http_run(t.clone(), sid.clone(), kind.tool(), calls / 10 + 50, 8).await; // warm-up
         let one = http_run(t.clone(), sid.clone(), kind.tool(), calls, 1).await;
         let eight = http_run(t.clone(), sid.clone(), kind.tool(), calls, 8).await;

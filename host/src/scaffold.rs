@@ -85,8 +85,9 @@ fn copy_guest_support(sdk: &Path, lang: Lang, dest: &Path) -> Result<usize, Stri
             }
         }
         Lang::Js => {
-            copies.push((sdk.join("js/embed-docs.mjs"), dest.join("embed-docs.mjs")));
-            copies.push((sdk.join("js/package-lock.json"), dest.join("package-lock.json")));
+            for file in ["build.mjs", "wasmward.js", "package-lock.json"] {
+                copies.push((sdk.join("js").join(file), dest.join(file)));
+            }
         }
         Lang::Rust => {}
     }

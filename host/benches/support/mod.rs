@@ -40,6 +40,33 @@ pub struct Stats {
     pub per_sec: f64,
 }
 
+impl Stats {
+    /// Wall time per call (the inverse of `per_sec`).
+    pub fn per_call(&self) -> Duration {
+        Duration::from_secs_f64(1.0 / self.per_sec)
+    }
+}
+
+/// `n` calls of `call` one after another (one in flight), after `warmup`
+/// unmeasured ones.
+pub async fn sequential<F, Fut>(n: usize, warmup: usize, mut call: F) -> Stats
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future,
+{
+    for _ in 0..warmup {
+        call().await;
+    }
+    let mut lat = Vec::with_capacity(n);
+    let start = std::time::Instant::now();
+    for _ in 0..n {
+        let t = std::time::Instant::now();
+        call().await;
+        lat.push(t.elapsed());
+    }
+    stats(lat, start.elapsed())
+}
+
 pub fn stats(mut lat: Vec<Duration>, wall: Duration) -> Stats {
     lat.sort();
     Stats { p50: percentile(&lat, 0.50), p99: percentile(&lat, 0.99), per_sec: lat.len() as f64 / wall.as_secs_f64() }

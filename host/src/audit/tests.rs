@@ -112,6 +112,40 @@ async fn commit_durability_visible_from_another_connection() {
     log.shutdown().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_commit_record_is_committed_on_the_callers_thread_and_with_company_by_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg(dir.path(), Durability::Commit);
+    let log = AuditLog::open(&c).unwrap();
+    for n in 1..=3 {
+        log.record(vec![call(n)]).await.unwrap();
+    }
+    assert_eq!(log.inline_commits(), 3, "each lone record is committed inline");
+    // The store busy (as while the writer commits a batch): the record goes
+    // to the writer, which commits it once the store is free.
+    let shared = log.store_lock();
+    let guard = shared.lock().unwrap();
+    let pending = tokio::spawn({
+        let log = log.clone();
+        async move { log.record(vec![call(4)]).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert!(!pending.is_finished(), "a commit record resolves only once committed");
+    drop(guard);
+    pending.await.unwrap().unwrap();
+    assert_eq!(log.inline_commits(), 3, "the fourth went through the writer");
+    assert_eq!(count(&c.path), 4);
+    log.shutdown().await.unwrap();
+    let r = check(&c.path);
+    assert!(r.is_ok() && r.rows == 4, "{r}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let log = AuditLog::open(&cfg(dir.path(), Durability::Async)).unwrap();
+    log.record(vec![call(1)]).await.unwrap();
+    assert_eq!(log.inline_commits(), 0, "async never commits on the caller's thread");
+    log.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn shutdown_flushes_and_later_records_fail() {
     let dir = tempfile::tempdir().unwrap();

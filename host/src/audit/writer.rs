@@ -95,6 +95,8 @@ struct Inner {
     shared: Arc<std::sync::Mutex<Shared>>,
     /// Records being recorded now (in `record_with_id`), for [`commit_here`].
     recording: std::sync::atomic::AtomicUsize,
+    /// Records committed on the caller's thread (tests).
+    inline: std::sync::atomic::AtomicU64,
     durability: Durability,
     record_arguments: bool,
     path: PathBuf,
@@ -139,13 +141,10 @@ impl AuditLog {
         cfg.validate()?;
         let redactor = cfg.redactor()?;
         let store = Store::open(&cfg.path, key, cfg.durability, cfg.max_db_mb)?;
-        let checkpointer = start_checkpointer(store.path());
-        let shared = Arc::new(std::sync::Mutex::new(Shared {
-            store: Some(store),
-            redactor,
-            since_checkpoint: 0,
-            checkpointer: checkpointer.as_ref().map(|(tx, _)| tx.clone()),
-        }));
+        // `Shared` owns the checkpoint thread's only sender; the writer
+        // joins the thread after dropping it.
+        let (checkpointer, checkpoint_thread) = start_checkpointer(store.path()).unzip();
+        let shared = Arc::new(std::sync::Mutex::new(Shared { store: Some(store), redactor, since_checkpoint: 0, checkpointer }));
         let writer_shared = shared.clone();
         let (tx, rx) = mpsc::channel(cfg.queue_capacity);
         let (done_tx, done) = watch::channel(false);
@@ -162,7 +161,7 @@ impl AuditLog {
                     }
                 }
                 let _done = Done(done_tx);
-                run(writer_shared, checkpointer, rx, writer_health);
+                run(writer_shared, checkpoint_thread, rx, writer_health);
             })
             .map_err(|e| AuditError::Write(format!("cannot start writer thread: {e}")))?;
         Ok(AuditLog {
@@ -170,6 +169,7 @@ impl AuditLog {
                 tx,
                 shared,
                 recording: std::sync::atomic::AtomicUsize::new(0),
+                inline: std::sync::atomic::AtomicU64::new(0),
                 durability: cfg.durability,
                 record_arguments: cfg.record_arguments,
                 path: cfg.path.clone(),
@@ -208,6 +208,18 @@ impl AuditLog {
     /// Records one call's events under a fresh call id; see [`AuditLog::record_with_id`].
     pub async fn record(&self, events: Vec<AuditEvent>) -> Result<()> {
         self.record_with_id(&new_call_id(), events).await
+    }
+
+    /// Records committed on the caller's own thread so far.
+    #[cfg(test)]
+    pub(crate) fn inline_commits(&self) -> u64 {
+        self.inner.as_ref().map_or(0, |i| i.inline.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// The lock the writer and inline commits take around the store.
+    #[cfg(test)]
+    pub(crate) fn store_lock(&self) -> Arc<std::sync::Mutex<impl Sized>> {
+        self.inner.as_ref().expect("an enabled log").shared.clone()
     }
 
     /// Records `events` (a call and its denials) under `call_id`, contiguously.
@@ -323,7 +335,11 @@ fn commit_here(inner: &Inner, record: Pending) -> Here {
     let Ok(mut shared) = inner.shared.try_lock() else {
         return Here::ToWriter(record);
     };
-    match shared.commit(std::slice::from_ref(&record)) {
+    let result = shared.commit(std::slice::from_ref(&record));
+    if result.as_ref().map_or_else(|e| e.committed, |_| true) {
+        inner.inline.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    match result {
         Ok(_) => Here::Committed,
         Err(e) if e.committed => {
             let why = e.error.to_string();
@@ -338,11 +354,11 @@ fn commit_here(inner: &Inner, record: Pending) -> Here {
 /// hundred WAL pages).
 const CHECKPOINT_EVERY_ROWS: usize = 2048;
 
-/// The checkpoint thread: checkpoints whenever the writer asks, until the
-/// writer drops its sender. `None` if it cannot start (the writer's own
-/// backstop autocheckpoint then does the work).
 type Checkpointer = (std::sync::mpsc::SyncSender<()>, std::thread::JoinHandle<()>);
 
+/// The checkpoint thread: checkpoints whenever the writer asks, until its
+/// sender is dropped. `None` if it cannot start (the writer's own
+/// backstop autocheckpoint then does the work).
 fn start_checkpointer(db: &Path) -> Option<Checkpointer> {
     let conn = match super::store::checkpoint_conn(db) {
         Ok(c) => c,
@@ -370,7 +386,7 @@ fn start_checkpointer(db: &Path) -> Option<Checkpointer> {
 /// queued while the previous one was being committed (up to
 /// [`MAX_BATCH_EVENTS`]), so under load batches grow by themselves and a
 /// lone caller never waits for company.
-fn run(shared: Arc<std::sync::Mutex<Shared>>, mut checkpointer: Option<Checkpointer>, mut rx: mpsc::Receiver<Msg>, health: Health) {
+fn run(shared: Arc<std::sync::Mutex<Shared>>, checkpoint_thread: Option<std::thread::JoinHandle<()>>, mut rx: mpsc::Receiver<Msg>, health: Health) {
     // Records of batches that failed, oldest first, to be written again.
     let mut held: Vec<Pending> = Vec::new();
     // The rows went in but the head checkpoint did not.
@@ -468,8 +484,7 @@ fn run(shared: Arc<std::sync::Mutex<Shared>>, mut checkpointer: Option<Checkpoin
         guard.checkpointer = None;
         guard.store.take()
     };
-    if let Some((tx, handle)) = checkpointer.take() {
-        drop(tx);
+    if let Some(handle) = checkpoint_thread {
         let _ = handle.join();
     }
     drop(store);

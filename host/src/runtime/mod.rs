@@ -483,6 +483,9 @@ fn guest_panic(stderr: &str) -> Option<String> {
     if let Some(e) = python_exception(stderr) {
         return Some(e.chars().take(500).collect());
     }
+    if let Some(e) = js_exception(stderr) {
+        return Some(e);
+    }
     let lines: Vec<&str> = stderr.lines().collect();
     let text = match lines.iter().rposition(|l| l.contains("panicked at")) {
         Some(i) => lines[i..lines.len().min(i + 2)].join(" "),
@@ -511,9 +514,54 @@ fn python_exception(stderr: &str) -> Option<&str> {
     }
 }
 
+/// The line StarlingMonkey (componentize-js) prints when an uncaught
+/// exception aborts the guest.
+const JS_ABORT: &str = "Redirecting call to abort() to mozalloc_abort";
+
+/// The uncaught exception a componentize-js guest printed before aborting:
+/// `threw MESSAGE at FRAME, FRAME` (at most five frames of the tool's own
+/// code; the frames of componentize-js's generated bindings and of the JS
+/// SDK's generated entry module are dropped), or `threw VALUE` for a
+/// thrown non-Error. StarlingMonkey prints an Error as its message lines,
+/// `Stack:` and indented `fn@file:line:col` frames, a non-Error as its
+/// source form on one line, then [`JS_ABORT`]. An Error's message is taken
+/// back to the previous blank line, stack frame or `Stack:` line (earlier
+/// `console.error` output ends there); at most 500 characters in all.
+fn js_exception(stderr: &str) -> Option<String> {
+    let (before, _) = stderr.rsplit_once(JS_ABORT)?;
+    let lines: Vec<&str> = before.trim_end().lines().collect();
+    let is_frame = |l: &str| l.starts_with("  ") && l.contains('@');
+    // The exception's `Stack:` line: the last one followed only by frames.
+    let frames_from = lines.iter().rposition(|l| !is_frame(l)).map_or(0, |i| i + 1);
+    let (message_lines, frames) = match frames_from.checked_sub(1) {
+        Some(i) if lines[i] == "Stack:" => (&lines[..i], &lines[frames_from..]),
+        // A thrown non-Error: one line in source form.
+        _ => (&lines[lines.len().saturating_sub(1)..], &lines[..0]),
+    };
+    let start = message_lines
+        .iter()
+        .rposition(|l| l.trim().is_empty() || l.starts_with("  ") || *l == "Stack:")
+        .map_or(0, |i| i + 1);
+    let message = message_lines[start..].join(" ").trim().to_string();
+    if message.is_empty() {
+        return None;
+    }
+    let own: Vec<&str> = frames
+        .iter()
+        .map(|f| f.trim())
+        .filter(|f| !f.contains("/sources/initializer.js") && !f.contains("@.wasmward-entry.js:"))
+        .take(5)
+        .collect();
+    let mut why = format!("threw {message}");
+    if !own.is_empty() {
+        why.push_str(&format!(" at {}", own.join(", ")));
+    }
+    Some(why.chars().take(500).collect())
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{guest_panic, python_exception};
+    use super::{guest_panic, js_exception, python_exception};
 
     #[test]
     fn panic_reports_keep_the_message_line() {
@@ -526,6 +574,54 @@ mod tests {
         for (stderr, want) in cases {
             assert_eq!(guest_panic(stderr).as_deref(), want);
         }
+    }
+
+    /// Real stderr of componentize-js 0.23 tools (StarlingMonkey), captured
+    /// from `wasmward call` on a probe tool: `throw new TypeError("kaboom")`
+    /// two calls deep, an Error after `console.error` output that looks like
+    /// a stack, a multi-line message, an async export, thrown non-Errors
+    /// (the second after other output), and an `Error` thrown from
+    /// a `result<_, string>` export (the bindings fail to lower it).
+    #[test]
+    fn js_exceptions_give_their_message_and_the_tools_own_frames() {
+        let cases = [
+            (
+                "kaboom\nStack:\n  deep@app.js:7:25\n  boom@app.js:8:26\n  export_boom@/tmp/5b9c0aa42ce0/sources/initializer.js:20381:15\n\n\
+                 Redirecting call to abort() to mozalloc_abort\n",
+                "threw kaboom at deep@app.js:7:25, boom@app.js:8:26",
+            ),
+            (
+                "some output\nStack:\n  fake@x.js:1:1\nafter output\nStack:\n  boomKind@app.js:52:90\n  \
+                 export_boomKind@/tmp/5b9c0aa42ce0/sources/initializer.js:20583:15\n\nRedirecting call to abort() to mozalloc_abort\n",
+                "threw after output at boomKind@app.js:52:90",
+            ),
+            (
+                "line one\nline two\nStack:\n  boomKind@app.js:51:31\n  \
+                 export_boomKind@/tmp/5b9c0aa42ce0/sources/initializer.js:20583:15\n\nRedirecting call to abort() to mozalloc_abort\n",
+                "threw line one line two at boomKind@app.js:51:31",
+            ),
+            (
+                "async kaboom\nStack:\n  boomAsync@app.js:60:9\n  async*export_boomAsync@/tmp/5b9c0aa42ce0/sources/initializer.js:20604:15\n\n\
+                 Redirecting call to abort() to mozalloc_abort\n",
+                "threw async kaboom at boomAsync@app.js:60:9",
+            ),
+            ("\"a thrown string\"\nRedirecting call to abort() to mozalloc_abort\n", "threw \"a thrown string\""),
+            ("earlier output\n({code:7})\nRedirecting call to abort() to mozalloc_abort\n", "threw ({code:7})"),
+            (
+                "expected a string, received [object]\nStack:\n  _utf8AllocateAndEncode@/tmp/e805548826c4/sources/initializer.js:163:11\n  \
+                 export_errResult@/tmp/e805548826c4/sources/initializer.js:20435:45\n\nRedirecting call to abort() to mozalloc_abort\n",
+                "threw expected a string, received [object]",
+            ),
+        ];
+        for (stderr, want) in cases {
+            assert_eq!(js_exception(stderr).as_deref(), Some(want), "{stderr:?}");
+            assert_eq!(guest_panic(stderr).as_deref(), Some(want), "the trap message takes it: {stderr:?}");
+        }
+        // Not a StarlingMonkey abort, or nothing before it.
+        assert_eq!(js_exception("thread 'main' panicked at src/lib.rs:1:1:\nboom\n"), None);
+        assert_eq!(js_exception("Redirecting call to abort() to mozalloc_abort\n"), None);
+        let long = format!("{}\nStack:\n  f@app.js:1:1\n\nRedirecting call to abort() to mozalloc_abort\n", "x".repeat(2000));
+        assert_eq!(js_exception(&long).map(|m| m.chars().count()), Some(500));
     }
 
     #[test]
