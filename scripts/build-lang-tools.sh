@@ -3,7 +3,7 @@
 # example-tools/target/lang/{python-text,js-text}.wasm.
 #
 # Installs the toolchains itself: componentize-py 0.25.x into a venv under
-# target/lang/venv, componentize-js 0.23.x from sdk/js's committed
+# target/lang/venv (from its wheel, kept in target/lang/wheels), componentize-js 0.23.x from sdk/js's committed
 # package.json and lock file into target/lang/js (JS tools are built with
 # sdk/js/build.mjs). Each tool is rebuilt only when a hash of its inputs
 # (sources, the repo's WIT, the SDK helpers, the toolchain version) changed.
@@ -20,12 +20,21 @@ need node "Node.js >= 18"
 need npm "npm"
 
 # --- toolchains -------------------------------------------------------------
+# The wheel is kept in target/lang/wheels: tests/author_python.rs runs a
+# scaffold's own `pip install` from it, offline.
 venv=$work/venv
+wheels=$work/wheels
 if ! "$venv/bin/componentize-py" --version 2>/dev/null | grep -q '^componentize-py 0\.25\.'; then
   echo "installing componentize-py 0.25.x into $venv..." >&2
   rm -rf "$venv"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check 'componentize-py==0.25.*'
+  rm -f "$wheels"/componentize_py-*.whl
+fi
+if ! ls "$wheels"/componentize_py-0.25.*.whl >/dev/null 2>&1; then
+  "$venv/bin/pip" download --quiet --disable-pip-version-check --no-deps --dest "$wheels" 'componentize-py==0.25.*'
+fi
+if ! "$venv/bin/componentize-py" --version 2>/dev/null | grep -q '^componentize-py 0\.25\.'; then
+  "$venv/bin/pip" install --quiet --disable-pip-version-check --no-index --find-links "$wheels" 'componentize-py==0.25.*'
 fi
 pyver=$("$venv/bin/componentize-py" --version)
 

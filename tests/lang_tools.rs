@@ -155,7 +155,7 @@ async fn interpreters_are_refused_and_audited_unless_allow_eval_exec() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_memory_limit_below_the_runtime_floor_names_both_sizes_and_the_field() {
-    for (tool, floor_mib) in [("python-text", 13), ("js-text", 12)] {
+    for (tool, floor_mib) in [("python-text", 14), ("js-text", 12)] {
         let dir = TestDir::new();
         let entry = tool_entry("t", &lang_tool(tool), EVAL) + "[tool.limits]\nmemory_mb = 8\n";
         let err = match wasmward::host::Host::open(dir.config(&entry)).await {

@@ -172,7 +172,7 @@ fn copy_guest_support(sdk: &Path, lang: Lang, dest: &Path) -> Result<usize, Stri
     match lang {
         Lang::Python => {
             copies.push((sdk.join("python/build.py"), dest.join("build.py")));
-            for module in ["__init__.py", "http.py", "log.py"] {
+            for module in ["__init__.py", "http.py", "log.py", "process.py"] {
                 copies.push((sdk.join("python/wasmward_sdk").join(module), dest.join("wasmward_sdk").join(module)));
             }
         }

@@ -494,11 +494,24 @@ fn guest_panic(stderr: &str) -> Option<String> {
     Some(text.chars().take(500).collect())
 }
 
-/// The exception line (`LookupError: ...`) of the last Python traceback on
-/// a componentize-py guest's stderr.
+/// The exception line (`LookupError: ...`) of the last top-level Python
+/// traceback on a componentize-py guest's stderr: the uncaught exception,
+/// after the ones it was chained from. An exception group's traceback
+/// (`  + Exception Group Traceback ...`, lines under `  | `) gives its own
+/// line (`ExceptionGroup: msg (2 sub-exceptions)`), not a sub-exception's.
 fn python_exception(stderr: &str) -> Option<&str> {
-    let (_, tail) = stderr.rsplit_once("Traceback (most recent call last):")?;
-    tail.lines().skip(1).find(|l| !l.is_empty() && !l.starts_with(' '))
+    const MARK: &str = "Traceback (most recent call last):";
+    const GROUP: &str = "  + Exception Group Traceback (most recent call last):";
+    let lines: Vec<&str> = stderr.lines().collect();
+    // A plain traceback's first line may follow output without a newline;
+    // one nested in a group (`    | Traceback ...`) is not top-level.
+    let start = lines.iter().rposition(|l| *l == GROUP || (l.ends_with(MARK) && !l.starts_with(' ') && !l.contains('|')))?;
+    let rest = &lines[start + 1..];
+    if lines[start] == GROUP {
+        rest.iter().filter_map(|l| l.strip_prefix("  | ")).find(|l| !l.is_empty() && !l.starts_with(' '))
+    } else {
+        rest.iter().copied().find(|l| !l.is_empty() && !l.starts_with(' '))
+    }
 }
 
 /// The line StarlingMonkey (componentize-js) prints when an uncaught
@@ -618,5 +631,27 @@ mod tests {
                       LookupError: unknown encoding: idna\n\nthread '<unnamed>' (1) panicked at runtime/src/lib.rs:1293:29:\n";
         assert_eq!(python_exception(stderr), Some("LookupError: unknown encoding: idna"));
         assert_eq!(python_exception("thread 'main' panicked at src/lib.rs:1:1:"), None);
+    }
+
+    #[test]
+    fn chained_python_exceptions_give_the_last_one_and_groups_their_own_line() {
+        // `raise ValueError(...) from e` in a nested function, as CPython 3.14 prints it.
+        let chained = "Traceback (most recent call last):\n  File \"/0/app.py\", line 32, in inner\n    {}[\"missing\"]\n    ~~^^^^^^^^^^^\n\
+                       KeyError: 'missing'\n\nThe above exception was the direct cause of the following exception:\n\n\
+                       Traceback (most recent call last):\n  File \"/0/app.py\", line 81, in boom\n    return inner(kind)\n\
+                       ValueError: chained boom\n\nthread '<unnamed>' (1) panicked at runtime/src/lib.rs:1280:25:\n";
+        assert_eq!(python_exception(chained), Some("ValueError: chained boom"));
+        let group = "  + Exception Group Traceback (most recent call last):\n  |   File \"/0/app.py\", line 81, in boom\n\
+                     \x20 |     return inner(kind)\n  | ExceptionGroup: many (2 sub-exceptions)\n  +-+---------------- 1 ----------------\n\
+                     \x20   | Traceback (most recent call last):\n    |   File \"/0/app.py\", line 3, in f\n    | ValueError: a\n\
+                     \x20   +---------------- 2 ----------------\n    | KeyError: 'b'\n    +------------------------------------\n\n\
+                     thread '<unnamed>' (1) panicked at runtime/src/lib.rs:1280:25:\n";
+        assert_eq!(python_exception(group), Some("ExceptionGroup: many (2 sub-exceptions)"));
+        // A plain exception raised while handling a group: the plain one.
+        let after_group = format!("{group}\nDuring handling of the above exception, another exception occurred:\n\n\
+                                   Traceback (most recent call last):\n  File \"/0/app.py\", line 9, in g\nLookupError: last\n");
+        assert_eq!(python_exception(&after_group), Some("LookupError: last"));
+        // Output without a final newline before the traceback.
+        assert_eq!(python_exception("partial outputTraceback (most recent call last):\n  File \"/0/app.py\", line 1, in f\nKeyError: 'k'\n"), Some("KeyError: 'k'"));
     }
 }

@@ -5,7 +5,9 @@
     resp.status, resp.header("content-type"), resp.text()
 
 Only hosts on the tool's `allowed_network_hosts` are reachable; a refused
-request raises `HttpError` whose `code` is "HttpRequestDenied".
+request raises `HttpError` whose `code` is "HttpRequestDenied" and whose
+`denied` is True (`wasmward_sdk.is_denied(e)` is True), and the host
+records a denial.
 """
 
 from dataclasses import dataclass, field
@@ -18,6 +20,7 @@ from wit_world.imports import streams
 from wit_world.imports import wasi_http_types as t
 
 DEFAULT_MAX_BYTES = 1 << 20
+DENIED = "HttpRequestDenied"
 _CHUNK = 64 * 1024
 _METHODS = {
     "GET": t.Method_Get, "HEAD": t.Method_Head, "POST": t.Method_Post,
@@ -27,11 +30,18 @@ _METHODS = {
 
 
 class HttpError(Exception):
-    """A request that failed; `code` is the wasi:http error-code case name."""
+    """A request that failed; `code` is the wasi:http error-code case name
+    (`HttpRequestDenied` when the policy refused it: then `denied` is True)."""
 
     def __init__(self, code: str, detail: str = ""):
+        if code == DENIED and not detail:
+            detail = "the policy refused this request (see the audit log for the rule)"
         super().__init__(f"{code}: {detail}" if detail else code)
         self.code = code
+
+    @property
+    def denied(self) -> bool:
+        return self.code == DENIED
 
 
 @dataclass
