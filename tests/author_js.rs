@@ -21,8 +21,10 @@
 //! (`XDG_DATA_HOME`, `XDG_CACHE_HOME`): the scaffold's config leaves both at
 //! their defaults.
 
+mod author_support;
 mod lang_support;
 
+use author_support::{assert_printed_steps_are_the_readmes, sh_blocks};
 use lang_support::{audit_bodies, lang_tool, repo_root, TestDir};
 use serde_json::Value;
 use std::io::{Read, Write};
@@ -31,24 +33,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 const NAME: &str = "authjs";
-
-/// The fenced ```sh blocks of a README.
-fn sh_blocks(readme: &str) -> Vec<String> {
-    let mut blocks = Vec::new();
-    let mut current: Option<String> = None;
-    for line in readme.lines() {
-        match (&mut current, line.trim_end()) {
-            (None, "```sh") => current = Some(String::new()),
-            (Some(_), "```") => blocks.push(current.take().expect("open block")),
-            (Some(b), l) => {
-                b.push_str(l);
-                b.push('\n');
-            }
-            _ => {}
-        }
-    }
-    blocks
-}
 
 struct Author {
     dir: TestDir,
@@ -188,6 +172,7 @@ fn a_js_tool_goes_from_scaffold_to_a_recognised_denial_following_its_readme() {
 
     // The README's own commands, verbatim.
     let readme = std::fs::read_to_string(author.tool.join("README.md")).expect("README.md");
+    assert_printed_steps_are_the_readmes(&String::from_utf8_lossy(&out.stdout), NAME, &readme);
     let blocks = sh_blocks(&readme);
     assert_eq!(blocks.len(), 2, "a build block and a try block: {blocks:?}");
     assert!(blocks[0].contains("npm install") && blocks[0].contains("npm run build"), "{}", blocks[0]);

@@ -13,33 +13,16 @@
 //! target/lang/wheels (it installs target/lang/venv from the same wheel).
 //! `WASMWARD_CACHE_DIR` points the compile cache at the tests' shared one.
 
+mod author_support;
 mod lang_support;
 
+use author_support::{assert_printed_steps_are_the_readmes, sh_blocks};
 use lang_support::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 const NAME: &str = "pyauthor";
-
-/// The fenced ```sh blocks of a README, in order.
-fn sh_blocks(readme: &str) -> Vec<String> {
-    let mut blocks = Vec::new();
-    let mut current: Option<String> = None;
-    for line in readme.lines() {
-        match current.as_mut() {
-            None if line.trim() == "```sh" => current = Some(String::new()),
-            Some(_) if line.trim() == "```" => blocks.push(current.take().expect("open block")),
-            Some(text) => {
-                text.push_str(line);
-                text.push('\n');
-            }
-            None => {}
-        }
-    }
-    assert!(current.is_none(), "an unclosed ```sh block in the README");
-    blocks
-}
 
 struct Author {
     dir: TestDir,
@@ -204,6 +187,7 @@ fn a_python_author_goes_from_wasmward_new_to_sandboxed_calls_with_the_readme_alo
 
     // The README's commands, verbatim and in order.
     let readme = std::fs::read_to_string(tool.join("README.md")).expect("README.md");
+    assert_printed_steps_are_the_readmes(&stdout, NAME, &readme);
     let blocks = sh_blocks(&readme);
     assert_eq!(blocks.len(), 4, "set up, build, try, refused (update this test with the README):\n{readme}");
     let outputs: Vec<(String, String)> = blocks.iter().map(|b| author.sh_ok(&tool, b)).collect();

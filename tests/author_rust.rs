@@ -9,8 +9,10 @@
 //! Slow on a cold cache (a wasm32-wasip2 release build of the SDK);
 //! dependencies are kept in `target/scaffold-test` between runs.
 
+mod author_support;
 mod common;
 
+use author_support::{assert_printed_steps_are_the_readmes, sh_blocks};
 use common::{repo_root, run, TestDir};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -24,27 +26,6 @@ fn text(b: &[u8]) -> String {
 
 fn show(o: &Output) -> String {
     format!("status {:?}\nstdout:\n{}\nstderr:\n{}", o.status.code(), text(&o.stdout), text(&o.stderr))
-}
-
-/// The fenced ```sh blocks of a Markdown file, in order.
-fn sh_blocks(markdown: &str) -> Vec<String> {
-    let mut blocks = Vec::new();
-    let mut current: Option<String> = None;
-    for line in markdown.lines() {
-        match (&mut current, line.trim_end()) {
-            (None, "```sh") => current = Some(String::new()),
-            (Some(b), "```") => {
-                blocks.push(std::mem::take(b));
-                current = None;
-            }
-            (Some(b), l) => {
-                b.push_str(l);
-                b.push('\n');
-            }
-            (None, _) => {}
-        }
-    }
-    blocks
 }
 
 /// Every audit row's body, oldest first.
@@ -116,14 +97,9 @@ fn a_rust_tool_from_wasmward_new_to_a_denial_it_recognises() {
     let printed = text(&o.stdout);
     let project = author.project();
     let readme = std::fs::read_to_string(project.join("README.md")).expect("README.md");
+    assert_printed_steps_are_the_readmes(&printed, NAME, &readme);
     let blocks = sh_blocks(&readme);
     assert!(blocks.len() >= 2, "a build block and a try block: {blocks:?}");
-    let readme_lines: Vec<&str> = blocks.iter().flat_map(|b| b.lines()).map(str::trim).collect();
-    let steps: Vec<&str> = printed.lines().filter(|l| l.starts_with("  ")).map(str::trim).collect();
-    assert_eq!(steps.first().copied(), Some(format!("cd {NAME}").as_str()), "{printed}");
-    for step in &steps[1..] {
-        assert!(readme_lines.contains(step), "printed step {step:?} is not in the README's sh blocks:\n{readme}");
-    }
     for f in ["wasmward.toml", ".gitignore", "notes/hello.txt", "wit/world.wit", "src/lib.rs", "Cargo.toml"] {
         assert!(project.join(f).exists(), "{f} missing");
     }

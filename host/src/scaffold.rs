@@ -47,24 +47,20 @@ pub fn new_tool(name: &str, lang: Lang, dir: Option<&Path>) -> Result<(), String
     }
     let shown = dest.display();
     println!("created {shown} ({files} files)");
-    match lang {
-        Lang::Rust => {
-            println!("next steps (also in {shown}/README.md):");
-            println!("  cd {shown}");
-            println!("  cargo build --release --target wasm32-wasip2");
-            println!("  wasmward call --config wasmward.toml {name} greet --args '{{\"name\":\"world\"}}'");
-        }
-        Lang::Python => {
-            println!("set up:    cd {shown} && python3 -m venv .venv && .venv/bin/pip install 'componentize-py==0.25.*'");
-            println!("build it:  .venv/bin/python build.py        # writes {name}.wasm");
-        }
-        Lang::Js => {
-            println!("set up:    cd {shown} && npm install");
-            println!("build it:  npm run build                    # writes {name}.wasm");
-        }
+    // The same steps as the scaffold's README (tests/author_*.rs run those).
+    let build: &[&str] = match lang {
+        Lang::Rust => &["cargo build --release --target wasm32-wasip2"],
+        Lang::Python => &["python3 -m venv .venv && .venv/bin/pip install 'componentize-py==0.25.*'", ".venv/bin/python build.py"],
+        Lang::Js => &["npm install", "npm run build"],
+    };
+    println!("next steps (also in {shown}/README.md):");
+    println!("  cd {shown}");
+    for step in build {
+        println!("  {step}");
     }
+    println!("  wasmward call --config wasmward.toml {name} greet --args '{{\"name\":\"world\"}}'");
     if lang != Lang::Rust {
-        println!("it embeds an interpreter: give it `allow_eval_exec = true` in its [tool.policy] (see sdk/{lang_dir}/README.md)");
+        println!("it embeds an interpreter: its wasmward.toml sets `allow_eval_exec = true` (see sdk/{lang_dir}/README.md)");
     }
     Ok(())
 }

@@ -62,7 +62,9 @@ pub enum HttpError {
     InvalidUrl(String),
     /// The method or a header was refused as malformed or forbidden.
     InvalidRequest(String),
-    /// The host's policy refused the request.
+    /// The host's policy refused the request: a host off
+    /// `allowed_network_hosts` (`HTTP-request-denied`) or a private address
+    /// under `block_private_ips` (`destination-IP-prohibited`).
     Denied,
     /// The request failed in transport or protocol; `wasi:http`'s error code.
     Failed(ErrorCode),
@@ -87,7 +89,7 @@ impl std::error::Error for HttpError {}
 impl From<ErrorCode> for HttpError {
     fn from(code: ErrorCode) -> Self {
         match code {
-            ErrorCode::HttpRequestDenied => HttpError::Denied,
+            ErrorCode::HttpRequestDenied | ErrorCode::DestinationIpProhibited => HttpError::Denied,
             code => HttpError::Failed(code),
         }
     }

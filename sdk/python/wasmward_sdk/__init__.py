@@ -29,10 +29,11 @@ def is_denied(exc: BaseException) -> bool:
 
     - files and sockets: `PermissionError`, or an `OSError` whose errno is
       EACCES, EROFS or EPERM;
-    - HTTP: `wasmward_sdk.http.HttpError` with code `HttpRequestDenied`;
+    - HTTP: `wasmward_sdk.http.HttpError` with code `HttpRequestDenied` or
+      `DestinationIpProhibited` (a private address under `block_private_ips`);
     - programs: `wasmward_sdk.process.ProcessError` of kind `denied`;
     - the raw bindings' `componentize_py_types.Err` carrying one of those
-      cases (`ErrorCode_HttpRequestDenied`, `Error_Denied`,
+      cases (`ErrorCode_HttpRequestDenied`, `ErrorCode_DestinationIpProhibited`, `Error_Denied`,
       `ErrorCode.ACCESS_DENIED`).
 
     The host writes an audit row for each refusal. A host file permission
@@ -51,7 +52,7 @@ def is_denied(exc: BaseException) -> bool:
     if isinstance(exc, Err):
         case = exc.value
         name = type(case).__name__
-        if name in ("ErrorCode_HttpRequestDenied", "Error_Denied"):
+        if name in ("ErrorCode_HttpRequestDenied", "ErrorCode_DestinationIpProhibited", "Error_Denied"):
             return True
         return getattr(case, "name", None) == "ACCESS_DENIED"  # wasi:sockets error-code
     return False

@@ -21,6 +21,8 @@ from wit_world.imports import wasi_http_types as t
 
 DEFAULT_MAX_BYTES = 1 << 20
 DENIED = "HttpRequestDenied"
+# A private address refused under `block_private_ips` (audited as a denial).
+PROHIBITED = "DestinationIpProhibited"
 _CHUNK = 64 * 1024
 _METHODS = {
     "GET": t.Method_Get, "HEAD": t.Method_Head, "POST": t.Method_Post,
@@ -31,17 +33,21 @@ _METHODS = {
 
 class HttpError(Exception):
     """A request that failed; `code` is the wasi:http error-code case name
-    (`HttpRequestDenied` when the policy refused it: then `denied` is True)."""
+    (`HttpRequestDenied` when the policy refused the host,
+    `DestinationIpProhibited` when it refused a private address: then
+    `denied` is True)."""
 
     def __init__(self, code: str, detail: str = ""):
         if code == DENIED and not detail:
             detail = "the policy refused this request (see the audit log for the rule)"
+        elif code == PROHIBITED and not detail:
+            detail = "the policy refused this private address (block_private_ips; see the audit log)"
         super().__init__(f"{code}: {detail}" if detail else code)
         self.code = code
 
     @property
     def denied(self) -> bool:
-        return self.code == DENIED
+        return self.code in (DENIED, PROHIBITED)
 
 
 @dataclass
