@@ -9,8 +9,10 @@
 //!   `read-only`);
 //! - sockets (`std::net`): an [`std::io::Error`] of kind
 //!   `PermissionDenied` (`wasi:sockets` error code `access-denied`);
-//! - outgoing HTTP ([`crate::http`]): [`HttpError::Denied`]
-//!   (`wasi:http` error code `HTTP-request-denied`);
+//! - outgoing HTTP ([`crate::http`]): [`HttpError::Denied`] for a host off
+//!   `allowed_network_hosts` (`wasi:http` error code `HTTP-request-denied`),
+//!   or `HttpError::Failed(DestinationIpProhibited)` for a private address
+//!   under `block_private_ips`;
 //! - programs ([`crate::process`]): [`ProcessError::Denied`] (the
 //!   `wasmward:tool/process` error `denied(rule)`).
 //!
@@ -76,7 +78,9 @@ impl Denial for io::Error {
 
 impl Denial for HttpError {
     fn is_denied(&self) -> bool {
-        matches!(self, HttpError::Denied)
+        // A private address refused under `block_private_ips` keeps its own
+        // code (the tool may say which); it is a denial all the same.
+        matches!(self, HttpError::Denied | HttpError::Failed(crate::bindings::wasi::http::types::ErrorCode::DestinationIpProhibited))
     }
 }
 
@@ -159,6 +163,8 @@ mod tests {
             assert_eq!(is_denied(&e), want, "{e:?}");
         }
         assert!(is_denied(&HttpError::Denied));
+        assert!(is_denied(&HttpError::Failed(crate::bindings::wasi::http::types::ErrorCode::DestinationIpProhibited)));
+        assert!(!is_denied(&HttpError::Failed(crate::bindings::wasi::http::types::ErrorCode::ConnectionRefused)));
         assert!(!is_denied(&HttpError::InvalidUrl("x".into())));
         assert!(is_denied(&ProcessError::Denied("not in subprocess_allowlist".into())));
         assert!(!is_denied(&ProcessError::Timeout));

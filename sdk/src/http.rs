@@ -62,9 +62,7 @@ pub enum HttpError {
     InvalidUrl(String),
     /// The method or a header was refused as malformed or forbidden.
     InvalidRequest(String),
-    /// The host's policy refused the request: a host off
-    /// `allowed_network_hosts` (`HTTP-request-denied`) or a private address
-    /// under `block_private_ips` (`destination-IP-prohibited`).
+    /// The host's policy refused the request.
     Denied,
     /// The request failed in transport or protocol; `wasi:http`'s error code.
     Failed(ErrorCode),
@@ -89,7 +87,7 @@ impl std::error::Error for HttpError {}
 impl From<ErrorCode> for HttpError {
     fn from(code: ErrorCode) -> Self {
         match code {
-            ErrorCode::HttpRequestDenied | ErrorCode::DestinationIpProhibited => HttpError::Denied,
+            ErrorCode::HttpRequestDenied => HttpError::Denied,
             code => HttpError::Failed(code),
         }
     }
