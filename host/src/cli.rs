@@ -253,7 +253,7 @@ async fn call(config: Option<&Path>, tool: &str, function: &str, args: &str, all
     let opened = if by_path {
         let cfg = optional_config(config)?;
         let policy = allow_eval.then(|| crate::policy::PolicySpec { allow_eval_exec: Some(true), ..Default::default() });
-        crate::host::host_for_file_with_policy(Path::new(tool), &cfg, policy).await.map(|(h, name)| (h, name, cfg))
+        crate::host::host_for_file_with_policy(Path::new(tool), &cfg, policy).await
     } else {
         let config = config.unwrap_or(Path::new(DEFAULT_CONFIG));
         let mut cfg = Config::load(config).map_err(usage)?;
@@ -266,13 +266,12 @@ async fn call(config: Option<&Path>, tool: &str, function: &str, args: &str, all
         // the number of tools.
         cfg.tools = vec![tc];
         log_policy_warnings(&cfg);
-        let keep = cfg.clone();
-        Host::open(cfg).await.map(|h| (h, tool.to_string(), keep))
+        Host::open(cfg).await.map(|h| (h, tool.to_string()))
     };
     progress.finish();
-    let (host, tool_name, cfg) = opened.map_err(|e| usage(format!("{e:#}")))?;
+    let (host, tool_name) = opened.map_err(|e| usage(format!("{e:#}")))?;
     if let Some(t) = host.tools().get(&tool_name) {
-        note_compiled(&cfg, tool, &t.loaded);
+        note_compiled(&host.config(), tool, &t.loaded);
         if allow_eval {
             match crate::component::eval::detect(&t.loaded.metadata) {
                 Some(i) => eprintln!(
@@ -587,14 +586,13 @@ async fn check(config: &Path) -> Result<(), Failure> {
     }
     let sep = cfg.server.tool_name_separator.clone();
     let total = cfg.tools.len();
-    let keep = cfg.clone();
     let progress = Progress::start(format!("{total} tool(s)"));
     let opened = Host::open_each(cfg).await;
     progress.finish();
     let (host, failures) = opened.map_err(|e| usage(format!("{e:#}")))?;
     let names = crate::server::names::Index::of_tools(host.tools().values().map(|t| &**t), &sep);
     for t in host.tools().values() {
-        note_compiled(&keep, &format!("tool {}", t.name), &t.loaded);
+        note_compiled(&host.config(), &format!("tool {}", t.name), &t.loaded);
         println!("tool {}: {} function(s), sha256 {}, limits {}", t.name, t.loaded.functions.len(), t.loaded.digest, limits_as_written(&t.plan.limits));
         for f in &t.loaded.functions {
             println!("  {}  (listed to agents as {})", f.name, names.listed(&f.name));

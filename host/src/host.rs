@@ -64,9 +64,19 @@ impl Host {
 
     /// Like `open` with a given runtime and audit log.
     pub async fn with_parts(cfg: Config, runtime: Runtime, audit: AuditLog) -> anyhow::Result<Host> {
-        let host = Host { runtime, audit, config: RwLock::new(Arc::new(Config::default())) };
+        let host = Host::without_tools(runtime, audit);
         host.reload(cfg).await?;
         Ok(host)
+    }
+
+    fn without_tools(runtime: Runtime, audit: AuditLog) -> Host {
+        Host { runtime, audit, config: RwLock::new(Arc::new(Config::default())) }
+    }
+
+    /// Swaps in `tools` and the config they came from, at once.
+    fn install(&self, tools: Vec<Tool>, cfg: Config) {
+        self.runtime.set_tools(tools);
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(cfg);
     }
 
     /// Validates `cfg` and loads all its tools, then swaps them in at once.
@@ -78,8 +88,7 @@ impl Host {
         if let Some(p) = names.problems().first() {
             anyhow::bail!("{}: {p}", cfg.source);
         }
-        self.runtime.set_tools(tools);
-        *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(cfg);
+        self.install(tools, cfg);
         Ok(())
     }
 
@@ -178,9 +187,7 @@ impl Host {
     /// comes back as (tool name, message). What `wasmward check` uses to
     /// report every failing tool at once.
     pub async fn open_each(cfg: Config) -> anyhow::Result<(Host, Vec<(String, String)>)> {
-        let runtime = runtime_for(&cfg)?;
-        let audit = open_audit(&cfg)?;
-        let host = Host { runtime, audit, config: RwLock::new(Arc::new(Config::default())) };
+        let host = Host::without_tools(runtime_for(&cfg)?, open_audit(&cfg)?);
         let tls = cfg.runtime.tls_config().map_err(|m| anyhow::anyhow!("{}: {m}", cfg.source))?;
         let total = cfg.tools.len();
         let mut tools = Vec::with_capacity(total);
@@ -193,8 +200,7 @@ impl Host {
         }
         let names = crate::server::names::Index::of_tools(&tools, &cfg.server.tool_name_separator);
         failures.extend(names.problems().iter().map(|p| (String::new(), format!("{}: {p}", cfg.source))));
-        host.runtime.set_tools(tools);
-        *host.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(cfg);
+        host.install(tools, cfg);
         Ok((host, failures))
     }
 
